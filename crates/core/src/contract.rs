@@ -1,0 +1,378 @@
+//! Wire types of the API contract. Field names, nesting and types are binding; additions are
+//! optional fields that are left out when absent, so the contract's examples round-trip unchanged.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::ErrorCode;
+
+fn default_true() -> bool {
+    true
+}
+fn default_language_auto() -> String {
+    "auto".to_owned()
+}
+fn default_language_en() -> String {
+    "en".to_owned()
+}
+fn default_max_workers() -> i64 {
+    4
+}
+
+/// `POST /api/upload-video/process-video` body, before validation (see [`crate::request`]).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ProcessVideoRequest {
+    pub job_id: String,
+    pub video_url: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fastapi_base_url: Option<String>,
+    #[serde(default = "default_true")]
+    pub enable_gpu: bool,
+    #[serde(default = "default_true")]
+    pub emotion_detection: bool,
+    #[serde(default = "default_language_auto")]
+    pub language: String,
+    #[serde(default = "default_max_workers")]
+    pub max_workers: i64,
+    /// Additive: the exact number of speakers, when the caller knows it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub num_speakers: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub min_speakers: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_speakers: Option<i64>,
+}
+
+/// Immediate answer to `process-video`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ProcessVideoResponse {
+    pub job_id: String,
+    /// Always "processing", as the contract says, even for a job that is still queued.
+    pub status: String,
+    pub message: String,
+    pub status_url: String,
+    pub estimated_time: u64,
+}
+
+/// `POST /transcribe` body, before validation.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct TranscribeRequest {
+    #[serde(default)]
+    pub video_path: Option<String>,
+    #[serde(default)]
+    pub audio_path: Option<String>,
+    #[serde(default)]
+    pub video_url: Option<String>,
+    #[serde(default = "default_true")]
+    pub enable_gpu: bool,
+    #[serde(default = "default_true")]
+    pub emotion_detection: bool,
+    #[serde(default = "default_language_en")]
+    pub language: String,
+}
+
+/// `POST /transcribe` answer.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct BackendTranscribeResponse {
+    pub success: bool,
+    pub segments: Vec<Segment>,
+    pub speakers: BTreeMap<String, SpeakerStats>,
+    pub metadata: TranscribeMetadata,
+    pub processing_time: f64,
+    pub error: Option<String>,
+    pub error_code: Option<ErrorCode>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct TranscribeMetadata {
+    pub filename: String,
+    pub duration: f64,
+    pub total_segments: usize,
+    pub unique_speakers: usize,
+    pub processing_time: f64,
+    pub language_requested: String,
+    pub language_detected: String,
+    pub processing_mode: String,
+    pub processed_at: String,
+}
+
+/// `GET /health`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct HealthResponse {
+    /// "healthy" or "unhealthy".
+    pub status: String,
+    pub timestamp: String,
+    /// Additive: each readiness check and what it found.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub checks: BTreeMap<String, String>,
+}
+
+/// `GET /jobs/{job_id}`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct JobStatusResponse {
+    pub status: String,
+    pub processing_time: Option<f64>,
+    pub completed_at: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub job_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub progress: Option<u8>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error_code: Option<ErrorCode>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error_message: Option<String>,
+}
+
+/// The status field of a callback.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum CallbackStatus {
+    Processing,
+    Completed,
+    Failed,
+}
+
+/// `POST {fastapi_base_url}/api/upload-video/result`: exactly the contract's 7 fields, absent ones omitted.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Callback {
+    pub job_id: String,
+    pub status: CallbackStatus,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub progress: Option<u8>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub result: Option<Box<AnalysisResult>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error_message: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error_code: Option<ErrorCode>,
+}
+
+impl Callback {
+    pub fn is_terminal(&self) -> bool {
+        self.status != CallbackStatus::Processing
+    }
+}
+
+/// Everything the analysis found; the `result` of the completion callback.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct AnalysisResult {
+    pub segments: Vec<Segment>,
+    pub word_segments: Vec<WordSegment>,
+    pub speakers: BTreeMap<String, SpeakerStats>,
+    pub text: String,
+    pub language: String,
+    pub duration: f64,
+    pub metadata: ResultMetadata,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Segment {
+    pub start_time: f64,
+    pub end_time: f64,
+    pub text: String,
+    pub speaker: SpeakerRef,
+    pub words: Vec<SegmentWord>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SpeakerRef {
+    pub speaker_id: String,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct SegmentWord {
+    pub word: String,
+    pub start: f64,
+    pub end: f64,
+    /// Additive inside `words[]` (the contract carries it in `word_segments[]`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub confidence: Option<f64>,
+    pub acoustic_features: AcousticFeatures,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+pub struct AcousticFeatures {
+    /// RMS level of the word's samples in dBFS.
+    pub volume_db: f64,
+    /// Median fundamental frequency over voiced frames; 0.0 means unvoiced.
+    pub pitch_hz: f64,
+    /// Magnitude-weighted mean frequency in Hz.
+    pub spectral_centroid: f64,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct WordSegment {
+    pub word: String,
+    pub start_time: f64,
+    pub end_time: f64,
+    pub speaker_id: String,
+    pub confidence: f64,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct SpeakerStats {
+    /// Seconds of speech attributed to the speaker (speech time only, not silences).
+    pub total_duration: f64,
+    pub segment_count: usize,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ResultMetadata {
+    /// The name of the Whisper model that actually ran.
+    pub model_version: String,
+    pub processing_time: f64,
+    pub unique_speakers: usize,
+    pub total_segments: usize,
+    pub language_requested: String,
+    pub language_detected: String,
+    pub processing_mode: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub processed_at: Option<String>,
+    /// Additive: whether voice activity detection found any speech at all.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub speech_detected: Option<bool>,
+    /// Additive: seconds of detected speech.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub speech_duration: Option<f64>,
+}
+
+#[cfg(test)]
+mod tests {
+    //! Every JSON example of the contract parses into these types and serialises back unchanged.
+    use super::*;
+    use serde_json::{Value, json};
+
+    fn round_trip<T: serde::de::DeserializeOwned + Serialize>(example: &Value) {
+        let parsed: T = serde_json::from_value(example.clone()).expect("example parses");
+        let back = serde_json::to_value(&parsed).unwrap();
+        assert_eq!(&back, example);
+    }
+
+    fn completion_example() -> Value {
+        json!({
+          "job_id": "550e8400-e29b-41d4-a716-446655440000",
+          "status": "completed",
+          "progress": 100,
+          "result": {
+            "segments": [{
+                "start_time": 1.5, "end_time": 3.2, "text": "안녕하세요",
+                "speaker": { "speaker_id": "SPEAKER_00" },
+                "words": [{
+                    "word": "안녕하세요", "start": 1.5, "end": 1.8,
+                    "acoustic_features": { "volume_db": -20.0, "pitch_hz": 150.0, "spectral_centroid": 1500.0 }
+                }]
+            }],
+            "word_segments": [
+              { "word": "안녕하세요", "start_time": 1.5, "end_time": 1.8, "speaker_id": "SPEAKER_00", "confidence": 0.95 }
+            ],
+            "speakers": {
+              "SPEAKER_00": { "total_duration": 45.2, "segment_count": 12 },
+              "SPEAKER_01": { "total_duration": 38.7, "segment_count": 9 }
+            },
+            "text": "full transcript text...",
+            "language": "ko",
+            "duration": 120.5,
+            "metadata": {
+              "model_version": "whisperx-base", "processing_time": 45.2, "unique_speakers": 2,
+              "total_segments": 35, "language_requested": "ko", "language_detected": "ko",
+              "processing_mode": "targeted"
+            }
+          }
+        })
+    }
+
+    #[test]
+    fn process_video_request_and_response() {
+        round_trip::<ProcessVideoRequest>(&json!({
+          "job_id": "550e8400-e29b-41d4-a716-446655440000",
+          "video_url": "https://s3.amazonaws.com/bucket/video.mp4",
+          "fastapi_base_url": "https://backend.example",
+          "enable_gpu": true, "emotion_detection": true, "language": "ko", "max_workers": 4
+        }));
+        round_trip::<ProcessVideoResponse>(&json!({
+          "job_id": "550e8400-e29b-41d4-a716-446655440000",
+          "status": "processing",
+          "message": "비디오 처리가 시작되었습니다",
+          "status_url": "/jobs/550e8400-e29b-41d4-a716-446655440000",
+          "estimated_time": 300
+        }));
+    }
+
+    #[test]
+    fn process_video_request_defaults() {
+        let r: ProcessVideoRequest =
+            serde_json::from_value(json!({"job_id": "x", "video_url": "y", "unknown": 1})).unwrap();
+        assert!(r.enable_gpu && r.emotion_detection);
+        assert_eq!((r.language.as_str(), r.max_workers), ("auto", 4));
+    }
+
+    #[test]
+    fn transcribe_request_and_response() {
+        round_trip::<TranscribeRequest>(&json!({
+          "video_path": "s3://bucket/video.mp4", "audio_path": "s3://bucket/audio.wav",
+          "video_url": null, "enable_gpu": true, "emotion_detection": true, "language": "en"
+        }));
+        round_trip::<BackendTranscribeResponse>(&json!({
+          "success": true, "segments": [], "speakers": {},
+          "metadata": {
+            "filename": "video.mp4", "duration": 120.5, "total_segments": 45, "unique_speakers": 2,
+            "processing_time": 32.1, "language_requested": "en", "language_detected": "en",
+            "processing_mode": "targeted", "processed_at": "2024-01-15T10:30:00Z"
+          },
+          "processing_time": 32.1, "error": null, "error_code": null
+        }));
+        let r: TranscribeRequest = serde_json::from_value(json!({})).unwrap();
+        assert_eq!(r.language, "en");
+    }
+
+    #[test]
+    fn health_and_job_status() {
+        round_trip::<HealthResponse>(
+            &json!({ "status": "healthy", "timestamp": "2024-01-15T10:30:00Z" }),
+        );
+        round_trip::<JobStatusResponse>(
+            &json!({ "status": "completed", "processing_time": 45.2, "completed_at": "2024-01-15T10:30:00Z" }),
+        );
+    }
+
+    #[test]
+    fn callbacks() {
+        round_trip::<Callback>(&json!({
+            "job_id": "550e8400-…", "status": "processing", "progress": 50, "message": "음성을 텍스트로 변환 중..."
+        }));
+        round_trip::<Callback>(&completion_example());
+        round_trip::<Callback>(&json!({
+            "job_id": "550e8400-…", "status": "failed", "error_message": "오디오 추출 실패",
+            "error_code": "AUDIO_EXTRACTION_ERROR"
+        }));
+    }
+
+    #[test]
+    fn callbacks_never_carry_an_eighth_field() {
+        let allowed = [
+            "job_id",
+            "status",
+            "progress",
+            "message",
+            "result",
+            "error_message",
+            "error_code",
+        ];
+        let cb: Callback = serde_json::from_value(completion_example()).unwrap();
+        let v = serde_json::to_value(cb).unwrap();
+        assert!(
+            v.as_object()
+                .unwrap()
+                .keys()
+                .all(|k| allowed.contains(&k.as_str()))
+        );
+        let extra = json!({"job_id": "a", "status": "processing", "speakers": {}});
+        assert!(serde_json::from_value::<Callback>(extra).is_err());
+    }
+}

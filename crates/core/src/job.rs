@@ -1,0 +1,297 @@
+//! Job identity, the status state machine, and what the store keeps per job.
+
+use std::fmt;
+
+use jiff::Timestamp;
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use crate::contract::{AnalysisResult, Callback, CallbackStatus, JobStatusResponse};
+use crate::error::ErrorCode;
+use crate::progress::Step;
+use crate::request::JobSpec;
+
+/// A job's identity: a UUID, as the contract's integration checklist asks.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct JobId(Uuid);
+
+impl JobId {
+    pub fn new() -> Self {
+        Self(Uuid::new_v4())
+    }
+    pub fn parse(raw: &str) -> Result<Self, uuid::Error> {
+        Uuid::parse_str(raw.trim()).map(Self)
+    }
+}
+
+impl Default for JobId {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl fmt::Display for JobId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // Hyphenated lower case, the form the backend sends.
+        write!(f, "{}", self.0.hyphenated())
+    }
+}
+
+/// queued → processing → completed | failed. Terminal states are final.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum JobStatus {
+    Queued,
+    Processing,
+    Completed,
+    Failed,
+}
+
+impl JobStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            JobStatus::Queued => "queued",
+            JobStatus::Processing => "processing",
+            JobStatus::Completed => "completed",
+            JobStatus::Failed => "failed",
+        }
+    }
+
+    pub fn parse(raw: &str) -> Option<Self> {
+        [
+            JobStatus::Queued,
+            JobStatus::Processing,
+            JobStatus::Completed,
+            JobStatus::Failed,
+        ]
+        .into_iter()
+        .find(|s| s.as_str() == raw)
+    }
+
+    pub fn is_terminal(self) -> bool {
+        matches!(self, JobStatus::Completed | JobStatus::Failed)
+    }
+
+    /// Whether the state machine allows `self → next`. A queued job may fail without starting
+    /// (e.g. its message went to the dead-letter queue).
+    pub fn can_become(self, next: JobStatus) -> bool {
+        matches!(
+            (self, next),
+            (JobStatus::Queued, JobStatus::Processing | JobStatus::Failed)
+                | (
+                    JobStatus::Processing,
+                    JobStatus::Completed | JobStatus::Failed
+                )
+        )
+    }
+}
+
+/// Where the terminal callback stands. It moves forward only, so it is sent at most once,
+/// also across restarts: `Sending` is claimed before the first attempt.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Delivery {
+    /// Not sent yet.
+    Pending,
+    /// Claimed by a worker that is sending it now (or was, when it died).
+    Sending,
+    Delivered,
+    /// Every attempt failed; recorded so that nothing is lost silently.
+    Failed,
+    /// No callback URL was given nor configured.
+    NoTarget,
+}
+
+impl Delivery {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Delivery::Pending => "pending",
+            Delivery::Sending => "sending",
+            Delivery::Delivered => "delivered",
+            Delivery::Failed => "failed",
+            Delivery::NoTarget => "no_target",
+        }
+    }
+
+    pub fn parse(raw: &str) -> Option<Self> {
+        [
+            Delivery::Pending,
+            Delivery::Sending,
+            Delivery::Delivered,
+            Delivery::Failed,
+            Delivery::NoTarget,
+        ]
+        .into_iter()
+        .find(|d| d.as_str() == raw)
+    }
+}
+
+/// How a job ended.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Outcome {
+    Completed(Box<AnalysisResult>),
+    Failed { code: ErrorCode, message: String },
+}
+
+impl Outcome {
+    pub fn status(&self) -> JobStatus {
+        match self {
+            Outcome::Completed(_) => JobStatus::Completed,
+            Outcome::Failed { .. } => JobStatus::Failed,
+        }
+    }
+}
+
+/// Everything the store keeps about a job.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct JobRecord {
+    pub spec: JobSpec,
+    pub status: JobStatus,
+    /// Last progress step reached (0 before the first).
+    pub progress: u8,
+    pub created_at: Timestamp,
+    pub started_at: Option<Timestamp>,
+    pub finished_at: Option<Timestamp>,
+    pub error_code: Option<ErrorCode>,
+    pub error_message: Option<String>,
+    pub result: Option<Box<AnalysisResult>>,
+    pub delivery: Delivery,
+    /// The queue delivery that owns the job while it is processing (0 before the first start).
+    pub attempt: u32,
+    /// Bumped on every change; conditional writes compare it.
+    pub version: u64,
+}
+
+impl JobRecord {
+    pub fn new(spec: JobSpec, now: Timestamp) -> Self {
+        Self {
+            spec,
+            status: JobStatus::Queued,
+            progress: 0,
+            created_at: now,
+            started_at: None,
+            finished_at: None,
+            error_code: None,
+            error_message: None,
+            result: None,
+            delivery: Delivery::Pending,
+            attempt: 0,
+            version: 0,
+        }
+    }
+
+    /// Seconds between start and finish (or now, for a running job).
+    pub fn processing_time(&self, now: Timestamp) -> Option<f64> {
+        let start = self.started_at?;
+        let end = self.finished_at.unwrap_or(now);
+        Some(round_ms(end.duration_since(start).as_secs_f64()))
+    }
+
+    /// Applies a terminal outcome in memory; stores call this inside their conditional write.
+    pub fn finish(&mut self, outcome: Outcome, now: Timestamp) {
+        self.status = outcome.status();
+        self.finished_at = Some(now);
+        match outcome {
+            Outcome::Completed(result) => {
+                self.progress = Step::Done.percent();
+                self.result = Some(result);
+            }
+            Outcome::Failed { code, message } => {
+                self.error_code = Some(code);
+                self.error_message = Some(message);
+            }
+        }
+        self.version += 1;
+    }
+
+    /// The terminal callback for this record, if it has ended.
+    pub fn terminal_callback(&self) -> Option<Callback> {
+        let job_id = self.spec.job_id.to_string();
+        match self.status {
+            JobStatus::Completed => Some(Callback {
+                job_id,
+                status: CallbackStatus::Completed,
+                progress: Some(Step::Done.percent()),
+                message: Some(Step::Done.message().to_owned()),
+                result: self.result.clone(),
+                error_message: None,
+                error_code: None,
+            }),
+            JobStatus::Failed => Some(Callback {
+                job_id,
+                status: CallbackStatus::Failed,
+                progress: None,
+                message: None,
+                result: None,
+                error_message: self.error_message.clone(),
+                error_code: self.error_code,
+            }),
+            JobStatus::Queued | JobStatus::Processing => None,
+        }
+    }
+
+    /// The answer of `GET /jobs/{id}`.
+    pub fn status_response(&self, now: Timestamp) -> JobStatusResponse {
+        let message = match self.status {
+            JobStatus::Processing | JobStatus::Completed => Step::ALL
+                .iter()
+                .find(|s| s.percent() == self.progress)
+                .map(|s| s.message().to_owned()),
+            JobStatus::Queued | JobStatus::Failed => None,
+        };
+        JobStatusResponse {
+            status: self.status.as_str().to_owned(),
+            processing_time: self.processing_time(now),
+            completed_at: self.finished_at.map(format_timestamp),
+            job_id: Some(self.spec.job_id.to_string()),
+            progress: Some(self.progress),
+            message,
+            error_code: self.error_code,
+            error_message: self.error_message.clone(),
+        }
+    }
+}
+
+/// RFC 3339 in UTC with whole seconds, as the contract's examples show.
+pub fn format_timestamp(t: Timestamp) -> String {
+    t.strftime("%Y-%m-%dT%H:%M:%SZ").to_string()
+}
+
+/// Rounds seconds to milliseconds, enough for timings and stable in JSON.
+pub fn round_ms(seconds: f64) -> f64 {
+    (seconds * 1000.0).round() / 1000.0
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn state_machine_only_moves_forward() {
+        use JobStatus::*;
+        assert!(Queued.can_become(Processing));
+        assert!(Processing.can_become(Completed));
+        assert!(Processing.can_become(Failed));
+        assert!(Queued.can_become(Failed));
+        for terminal in [Completed, Failed] {
+            for next in [Queued, Processing, Completed, Failed] {
+                assert!(!terminal.can_become(next));
+            }
+        }
+        assert!(!Processing.can_become(Queued));
+        assert!(!Queued.can_become(Completed));
+    }
+
+    #[test]
+    fn job_ids_are_uuids() {
+        assert!(JobId::parse("550e8400-e29b-41d4-a716-446655440000").is_ok());
+        assert!(JobId::parse("test").is_err());
+    }
+
+    #[test]
+    fn timestamps_have_whole_seconds() {
+        let t: Timestamp = "2024-01-15T10:30:00.123Z".parse().unwrap();
+        assert_eq!(format_timestamp(t), "2024-01-15T10:30:00Z");
+    }
+}

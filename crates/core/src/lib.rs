@@ -1,0 +1,27 @@
+//! Domain of the ECG Audio Analyzer.
+//!
+//! Layout:
+//! - [`contract`]: the wire types of the API contract (`shared/spec/ml-server-api.md`); field names live here only.
+//! - [`request`]: parse-don't-validate of incoming requests into [`request::JobSpec`].
+//! - [`job`]: job identity, the status state machine and the stored job record.
+//! - [`progress`]: the contract's progress steps and their messages.
+//! - [`error`]: error codes and the pipeline's error type.
+//! - [`ports`]: traits for the job store, queue, blob fetcher and callback notifier.
+//! - [`audio`], [`stages`], [`pipeline`], [`assemble`]: the speech pipeline's data, stage traits and orchestration.
+//! - [`subtitles`]: SRT/VTT rendering.
+//! - [`telemetry`]: JSON logs shared by every binary.
+//!
+//! This crate knows nothing of AWS, HTTP frameworks or native model runtimes: adapters implement its ports.
+
+pub mod assemble;
+pub mod audio;
+pub mod contract;
+pub mod error;
+pub mod job;
+pub mod pipeline;
+pub mod ports;
+pub mod progress;
+pub mod request;
+pub mod stages;
+pub mod subtitles;
+pub mod telemetry;

@@ -1,0 +1,164 @@
+//! The speech pipeline: fetch → decode → voice activity → speakers → words → features → result.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Instant;
+
+use async_trait::async_trait;
+use tracing::{Instrument, info_span};
+
+use crate::assemble::{AssemblyInput, assemble};
+use crate::audio::Audio;
+use crate::contract::AnalysisResult;
+use crate::error::{PipelineError, StageError};
+use crate::job::{format_timestamp, round_ms};
+use crate::ports::BlobFetcher;
+use crate::progress::Step;
+use crate::request::{JobSpec, Language};
+use crate::stages::{
+    AsrOptions, Decoder, Diarizer, FeatureExtractor, Transcriber, Transcript, VoiceDetector,
+};
+
+/// Told each time the pipeline reaches a progress step.
+#[async_trait]
+pub trait ProgressSink: Send + Sync {
+    async fn reached(&self, step: Step);
+}
+
+/// A sink for callers that do not report progress.
+pub struct NoProgress;
+
+#[async_trait]
+impl ProgressSink for NoProgress {
+    async fn reached(&self, _step: Step) {}
+}
+
+/// The stages of one analysis, each loaded once and shared by every job.
+#[derive(Clone)]
+pub struct Pipeline {
+    pub fetcher: Arc<dyn BlobFetcher>,
+    pub decoder: Arc<dyn Decoder>,
+    pub voice: Arc<dyn VoiceDetector>,
+    pub diarizer: Arc<dyn Diarizer>,
+    pub transcriber: Arc<dyn Transcriber>,
+    pub features: Arc<dyn FeatureExtractor>,
+    /// Where downloads are kept while a job decodes them; the system's temp dir when `None`.
+    pub scratch_dir: Option<PathBuf>,
+}
+
+impl Pipeline {
+    /// Runs every stage for one job and reports each progress step before `Done`.
+    pub async fn run(
+        &self,
+        spec: &JobSpec,
+        progress: &dyn ProgressSink,
+    ) -> Result<AnalysisResult, PipelineError> {
+        let started = Instant::now();
+        let audio = Arc::new(self.fetch_and_decode(spec, progress).await?);
+
+        progress.reached(Step::DetectingSpeech).await;
+        let voice = Arc::clone(&self.voice);
+        let a = Arc::clone(&audio);
+        let speech = Arc::new(blocking("vad", move || voice.speech_regions(&a)).await?);
+        tracing::info!(regions = speech.len(), "speech regions found");
+
+        progress.reached(Step::IdentifyingSpeakers).await;
+        let diarizer = Arc::clone(&self.diarizer);
+        let (a, s, hint) = (Arc::clone(&audio), Arc::clone(&speech), spec.speakers);
+        let turns =
+            Arc::new(blocking("diarize", move || diarizer.speaker_turns(&a, &s, hint)).await?);
+
+        progress.reached(Step::Transcribing).await;
+        let transcript = if speech.is_empty() {
+            // No speech, no words: never let the recogniser hallucinate over silence or music.
+            let language = match spec.language {
+                Language::Auto => "unknown".to_owned(),
+                forced => forced.as_str().to_owned(),
+            };
+            Transcript {
+                language,
+                segments: Vec::new(),
+            }
+        } else {
+            let transcriber = Arc::clone(&self.transcriber);
+            let (a, s) = (Arc::clone(&audio), Arc::clone(&speech));
+            let options = AsrOptions {
+                language: spec.language,
+                use_gpu: spec.enable_gpu,
+            };
+            blocking("asr", move || transcriber.transcribe(&a, &s, options)).await?
+        };
+
+        if spec.emotion_detection {
+            progress.reached(Step::AnalysingEmotion).await;
+        }
+
+        progress.reached(Step::Assembling).await;
+        let features = Arc::clone(&self.features);
+        let language_requested = spec.language;
+        let model_version = self.transcriber.model_name();
+        let mut result = blocking("assemble", move || {
+            Ok(assemble(&AssemblyInput {
+                audio: &audio,
+                speech: &speech,
+                turns: &turns,
+                transcript: &transcript,
+                features: features.as_ref(),
+                language_requested,
+                model_version,
+            }))
+        })
+        .await?;
+        result.metadata.processing_time = round_ms(started.elapsed().as_secs_f64());
+        result.metadata.processed_at = Some(format_timestamp(jiff::Timestamp::now()));
+        Ok(result)
+    }
+
+    async fn fetch_and_decode(
+        &self,
+        spec: &JobSpec,
+        progress: &dyn ProgressSink,
+    ) -> Result<Audio, PipelineError> {
+        let mut scratch = tempfile::Builder::new();
+        scratch.prefix("ecg-job-");
+        let scratch = match &self.scratch_dir {
+            Some(dir) => scratch.tempdir_in(dir),
+            None => scratch.tempdir(),
+        }
+        .map_err(|e| {
+            PipelineError::stage(
+                "fetch",
+                StageError::Processing(format!("no scratch space: {e}")),
+            )
+        })?;
+        let dest = scratch.path().join(spec.source.file_name());
+        let media = self
+            .fetcher
+            .fetch(&spec.source, &dest)
+            .instrument(info_span!("stage", name = "fetch"))
+            .await?;
+        progress.reached(Step::Downloaded).await;
+        let decoder = Arc::clone(&self.decoder);
+        let audio = blocking("decode", move || decoder.decode(&media)).await?;
+        // The download is only needed until it is decoded; the scratch dir goes with it.
+        drop(scratch);
+        Ok(audio)
+    }
+}
+
+/// Runs a CPU-bound stage off the async runtime, inside its own `stage` span.
+async fn blocking<T, F>(stage: &'static str, work: F) -> Result<T, PipelineError>
+where
+    T: Send + 'static,
+    F: FnOnce() -> Result<T, StageError> + Send + 'static,
+{
+    let span = info_span!("stage", name = stage);
+    let inner = span.clone();
+    tokio::task::spawn_blocking(move || inner.in_scope(work))
+        .instrument(span)
+        .await
+        .map_err(|e| {
+            PipelineError::stage(stage, StageError::Processing(format!("stage crashed: {e}")))
+        })?
+        .map_err(|e| PipelineError::stage(stage, e))
+}

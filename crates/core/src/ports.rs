@@ -1,0 +1,149 @@
+//! Ports: what the domain needs from the outside world. Adapters (embedded, AWS, HTTP) implement them.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use serde::{Deserialize, Serialize};
+use url::Url;
+
+use crate::contract::Callback;
+use crate::error::FetchError;
+use crate::job::{Delivery, JobId, JobRecord, Outcome};
+use crate::request::MediaSource;
+
+/// A store or queue that could not do what was asked.
+#[derive(Debug, thiserror::Error)]
+#[error("{message}")]
+pub struct BackendError {
+    pub message: String,
+}
+
+impl BackendError {
+    pub fn new(message: impl Into<String>) -> Self {
+        Self {
+            message: message.into(),
+        }
+    }
+}
+
+/// Result of [`JobStore::create`]: creation is idempotent on the job id.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Created {
+    New(JobRecord),
+    /// A job with this id exists already; nothing was changed.
+    Existing(JobRecord),
+}
+
+/// Durable job state. Every change is a conditional write, so two workers or a redelivered
+/// message cannot both win.
+#[async_trait]
+pub trait JobStore: Send + Sync {
+    async fn create(&self, record: JobRecord) -> Result<Created, BackendError>;
+
+    async fn get(&self, id: JobId) -> Result<Option<JobRecord>, BackendError>;
+
+    /// queued → processing for delivery `attempt`; also takes over a processing job whose
+    /// earlier attempt was lost (its message came back). `None`: someone else owns the job
+    /// or it has ended.
+    async fn start(&self, id: JobId, attempt: u32) -> Result<Option<JobRecord>, BackendError>;
+
+    /// Raises the job's progress if it is processing under `attempt` and `percent` is higher
+    /// than before. Returns whether it was raised.
+    async fn record_progress(
+        &self,
+        id: JobId,
+        attempt: u32,
+        percent: u8,
+    ) -> Result<bool, BackendError>;
+
+    /// Ends a job that is queued or processing under `attempt`. `None`: it had ended already or
+    /// belongs to another attempt.
+    async fn finish(
+        &self,
+        id: JobId,
+        attempt: u32,
+        outcome: Outcome,
+    ) -> Result<Option<JobRecord>, BackendError>;
+
+    /// Moves the terminal callback's delivery from `from` to `to`; false when it was not at `from`.
+    async fn set_delivery(
+        &self,
+        id: JobId,
+        from: Delivery,
+        to: Delivery,
+    ) -> Result<bool, BackendError>;
+
+    /// Jobs that a restart must look at: queued, processing, or ended with the callback pending.
+    async fn unsettled(&self) -> Result<Vec<JobRecord>, BackendError>;
+
+    /// Cheap reachability check for `/health`.
+    async fn ping(&self) -> Result<(), BackendError>;
+}
+
+/// What travels on the queue: the job's record lives in the store.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct JobMessage {
+    pub job_id: JobId,
+}
+
+/// A message handed to one worker until it is acknowledged, released or its lease runs out.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Lease {
+    pub message: JobMessage,
+    /// The queue's handle for this delivery.
+    pub receipt: String,
+    /// How many times the message has been delivered, this time included (1 the first time).
+    pub deliveries: u32,
+}
+
+/// At-least-once delivery of job messages.
+#[async_trait]
+pub trait JobQueue: Send + Sync {
+    async fn enqueue(&self, message: &JobMessage) -> Result<(), BackendError>;
+
+    /// Waits up to `wait` for a message.
+    async fn lease(&self, wait: Duration) -> Result<Option<Lease>, BackendError>;
+
+    /// Keeps a running job's message hidden from other workers (heartbeat).
+    async fn extend(&self, lease: &Lease, visible_for: Duration) -> Result<(), BackendError>;
+
+    /// Removes the message: the job's terminal state is stored.
+    async fn ack(&self, lease: &Lease) -> Result<(), BackendError>;
+
+    /// Hands the message back at once, for another worker (e.g. on shutdown).
+    async fn release(&self, lease: &Lease) -> Result<(), BackendError>;
+
+    async fn ping(&self) -> Result<(), BackendError>;
+}
+
+/// Brings media to a local file.
+#[async_trait]
+pub trait BlobFetcher: Send + Sync {
+    /// Returns the path to read: `dest` after a download, or the original path of a local file.
+    async fn fetch(&self, source: &MediaSource, dest: &Path) -> Result<PathBuf, FetchError>;
+}
+
+/// Why a callback could not be delivered.
+#[derive(Debug, thiserror::Error)]
+#[error("callback to {target} failed after {attempts} attempt(s): {reason}")]
+pub struct NotifyError {
+    pub target: String,
+    pub attempts: u32,
+    pub reason: String,
+}
+
+/// Posts callbacks to the backend.
+#[async_trait]
+pub trait Notifier: Send + Sync {
+    /// Delivers one callback to `{base}/api/upload-video/result`, retrying transient failures.
+    async fn send(&self, base: &Url, callback: &Callback) -> Result<(), NotifyError>;
+}
+
+/// A readiness check reported by `/health`.
+#[async_trait]
+pub trait HealthCheck: Send + Sync {
+    fn name(&self) -> &'static str;
+    /// `Ok(detail)` when ready, `Err(reason)` otherwise.
+    async fn check(&self) -> Result<String, String>;
+}

@@ -1,0 +1,596 @@
+//! Parse-don't-validate: raw request JSON becomes a [`JobSpec`] or a [`ValidationError`] naming the field.
+
+use std::fmt;
+use std::net::IpAddr;
+use std::path::PathBuf;
+use std::str::FromStr;
+
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+use url::{Host, Url};
+
+use crate::job::JobId;
+
+/// A request field that failed validation; answered with a 4xx naming the field.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("{field}: {message}")]
+pub struct ValidationError {
+    pub field: String,
+    pub message: String,
+}
+
+impl ValidationError {
+    pub fn new(field: &str, message: impl Into<String>) -> Self {
+        Self {
+            field: field.to_owned(),
+            message: message.into(),
+        }
+    }
+}
+
+/// Languages the service accepts.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Language {
+    Auto,
+    Ko,
+    En,
+    Ja,
+    Zh,
+}
+
+impl Language {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Language::Auto => "auto",
+            Language::Ko => "ko",
+            Language::En => "en",
+            Language::Ja => "ja",
+            Language::Zh => "zh",
+        }
+    }
+
+    /// The contract's `processing_mode` for this request.
+    pub fn processing_mode(self) -> &'static str {
+        match self {
+            Language::Auto => "auto-detect",
+            _ => "targeted",
+        }
+    }
+}
+
+impl FromStr for Language {
+    type Err = ValidationError;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "auto" => Ok(Language::Auto),
+            "ko" => Ok(Language::Ko),
+            "en" => Ok(Language::En),
+            "ja" => Ok(Language::Ja),
+            "zh" => Ok(Language::Zh),
+            other => Err(ValidationError::new(
+                "language",
+                format!("must be one of auto, ko, en, ja, zh (got {other:?})"),
+            )),
+        }
+    }
+}
+
+impl fmt::Display for Language {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Where the media comes from.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "lowercase")]
+pub enum MediaSource {
+    S3 {
+        bucket: String,
+        key: String,
+    },
+    Http {
+        url: Url,
+    },
+    /// Only when the operator allows local sources.
+    File {
+        path: PathBuf,
+    },
+}
+
+impl MediaSource {
+    /// The file name the media had at its source, for `metadata.filename`.
+    pub fn file_name(&self) -> String {
+        let raw = match self {
+            MediaSource::S3 { key, .. } => key.rsplit('/').next().unwrap_or(key).to_owned(),
+            MediaSource::Http { url } => url
+                .path_segments()
+                .and_then(|mut s| s.next_back())
+                .unwrap_or_default()
+                .to_owned(),
+            MediaSource::File { path } => path
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default(),
+        };
+        if raw.is_empty() {
+            "media".to_owned()
+        } else {
+            raw
+        }
+    }
+}
+
+impl fmt::Display for MediaSource {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            MediaSource::S3 { bucket, key } => write!(f, "s3://{bucket}/{key}"),
+            MediaSource::Http { url } => write!(f, "{url}"),
+            MediaSource::File { path } => write!(f, "{}", path.display()),
+        }
+    }
+}
+
+/// What the operator allows beyond the public internet.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct UrlPolicy {
+    /// `ECG_ALLOW_LOCAL_URLS`: plain http, local paths and loopback/private hosts, for local use and tests.
+    pub allow_local: bool,
+}
+
+impl UrlPolicy {
+    /// Parses a media location: `s3://bucket/key`, `https://…`, and with local use allowed, `http://…` or a path.
+    pub fn media_source(self, field: &str, raw: &str) -> Result<MediaSource, ValidationError> {
+        let raw = raw.trim();
+        if raw.is_empty() {
+            return Err(ValidationError::new(field, "must not be empty"));
+        }
+        match Url::parse(raw) {
+            Ok(url) if url.scheme() == "s3" => {
+                let bucket = url.host_str().unwrap_or_default().to_owned();
+                let key = url.path().trim_start_matches('/').to_owned();
+                if bucket.is_empty() || key.is_empty() {
+                    return Err(ValidationError::new(
+                        field,
+                        "an S3 URL must be s3://bucket/key",
+                    ));
+                }
+                Ok(MediaSource::S3 { bucket, key })
+            }
+            Ok(url) if matches!(url.scheme(), "http" | "https") => {
+                self.check_web_url(field, &url)?;
+                Ok(MediaSource::Http { url })
+            }
+            Ok(url) => Err(ValidationError::new(
+                field,
+                format!(
+                    "scheme {:?} is not allowed; use s3:// or https://",
+                    url.scheme()
+                ),
+            )),
+            Err(url::ParseError::RelativeUrlWithoutBase) if self.allow_local => {
+                Ok(MediaSource::File {
+                    path: PathBuf::from(raw),
+                })
+            }
+            Err(url::ParseError::RelativeUrlWithoutBase) => Err(ValidationError::new(
+                field,
+                "must be an s3:// or https:// URL (local paths need ECG_ALLOW_LOCAL_URLS=true)",
+            )),
+            Err(e) => Err(ValidationError::new(
+                field,
+                format!("is not a valid URL: {e}"),
+            )),
+        }
+    }
+
+    /// Parses a callback base URL: absolute http(s), local hosts only when allowed.
+    pub fn callback_base(self, field: &str, raw: &str) -> Result<Url, ValidationError> {
+        let url = Url::parse(raw.trim()).map_err(|e| {
+            ValidationError::new(field, format!("must be an absolute http(s) URL: {e}"))
+        })?;
+        if !matches!(url.scheme(), "http" | "https") {
+            return Err(ValidationError::new(
+                field,
+                "must be an absolute http(s) URL",
+            ));
+        }
+        self.check_web_url(field, &url)?;
+        Ok(url)
+    }
+
+    fn check_web_url(self, field: &str, url: &Url) -> Result<(), ValidationError> {
+        if !url.username().is_empty() || url.password().is_some() {
+            return Err(ValidationError::new(
+                field,
+                "credentials in URLs are not allowed",
+            ));
+        }
+        let Some(host) = url.host() else {
+            return Err(ValidationError::new(field, "the URL has no host"));
+        };
+        if self.allow_local {
+            return Ok(());
+        }
+        if url.scheme() == "http" {
+            return Err(ValidationError::new(
+                field,
+                "plain http is not allowed; use https:// (or set ECG_ALLOW_LOCAL_URLS=true for local use)",
+            ));
+        }
+        let local = match host {
+            Host::Domain(d) => d.eq_ignore_ascii_case("localhost") || d.ends_with(".localhost"),
+            Host::Ipv4(ip) => !is_public_ip(IpAddr::V4(ip)),
+            Host::Ipv6(ip) => !is_public_ip(IpAddr::V6(ip)),
+        };
+        if local {
+            return Err(ValidationError::new(
+                field,
+                "loopback and private hosts are not allowed",
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// False for loopback, private, link-local, unique-local, unspecified and cloud metadata addresses.
+pub fn is_public_ip(ip: IpAddr) -> bool {
+    match ip {
+        IpAddr::V4(v4) => {
+            let o = v4.octets();
+            !(v4.is_loopback()
+                || v4.is_private()
+                || v4.is_link_local()
+                || v4.is_unspecified()
+                || v4.is_broadcast()
+                || v4.is_documentation()
+                || o[0] == 0
+                || (o[0] == 100 && (o[1] & 0xc0) == 64))
+        }
+        IpAddr::V6(v6) => {
+            if let Some(v4) = v6.to_ipv4_mapped() {
+                return is_public_ip(IpAddr::V4(v4));
+            }
+            let first = v6.segments()[0];
+            !(v6.is_loopback()
+                || v6.is_unspecified()
+                || (first & 0xfe00) == 0xfc00
+                || (first & 0xffc0) == 0xfe80)
+        }
+    }
+}
+
+/// Caller's knowledge of how many speakers there are; each bound honoured exactly when given.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SpeakerHint {
+    pub num: Option<u8>,
+    pub min: Option<u8>,
+    pub max: Option<u8>,
+}
+
+/// A validated analysis job.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct JobSpec {
+    pub job_id: JobId,
+    pub source: MediaSource,
+    /// Where callbacks go; `None` falls back to the configured `BACKEND_URL`, if any.
+    pub callback_base: Option<Url>,
+    pub enable_gpu: bool,
+    pub emotion_detection: bool,
+    pub language: Language,
+    pub max_workers: u8,
+    pub speakers: SpeakerHint,
+}
+
+impl JobSpec {
+    /// Validates a `process-video` body. Unknown fields are ignored, as the original server did.
+    pub fn parse_process_video(body: &Value, policy: UrlPolicy) -> Result<Self, ValidationError> {
+        let obj = as_object(body)?;
+        let job_id_raw = required_str(obj, "job_id")?;
+        let job_id = JobId::parse(job_id_raw)
+            .map_err(|_| ValidationError::new("job_id", "must be a UUID"))?;
+        let source = policy.media_source("video_url", required_str(obj, "video_url")?)?;
+        let callback_base = optional_str(obj, "fastapi_base_url")?
+            .map(|raw| policy.callback_base("fastapi_base_url", raw))
+            .transpose()?;
+        let max_workers = optional_int(obj, "max_workers")?.unwrap_or(4);
+        if !(1..=16).contains(&max_workers) {
+            return Err(ValidationError::new(
+                "max_workers",
+                "must be between 1 and 16",
+            ));
+        }
+        Ok(Self {
+            job_id,
+            source,
+            callback_base,
+            enable_gpu: optional_bool(obj, "enable_gpu")?.unwrap_or(true),
+            emotion_detection: optional_bool(obj, "emotion_detection")?.unwrap_or(true),
+            language: optional_str(obj, "language")?.unwrap_or("auto").parse()?,
+            max_workers: u8::try_from(max_workers).unwrap_or(16),
+            speakers: speaker_hint(obj)?,
+        })
+    }
+
+    /// Validates a `/transcribe` body: `audio_path` wins over `video_path`, then `video_url`.
+    pub fn parse_transcribe(body: &Value, policy: UrlPolicy) -> Result<Self, ValidationError> {
+        let obj = as_object(body)?;
+        let mut chosen = None;
+        for field in ["audio_path", "video_path", "video_url"] {
+            if let Some(raw) = optional_str(obj, field)? {
+                chosen.get_or_insert((field, raw));
+            }
+        }
+        let Some((field, raw)) = chosen else {
+            return Err(ValidationError::new(
+                "audio_path",
+                "one of audio_path, video_path or video_url is required",
+            ));
+        };
+        Ok(Self {
+            job_id: JobId::new(),
+            source: policy.media_source(field, raw)?,
+            callback_base: None,
+            enable_gpu: optional_bool(obj, "enable_gpu")?.unwrap_or(true),
+            emotion_detection: optional_bool(obj, "emotion_detection")?.unwrap_or(true),
+            language: optional_str(obj, "language")?.unwrap_or("en").parse()?,
+            max_workers: 4,
+            speakers: speaker_hint(obj)?,
+        })
+    }
+}
+
+fn as_object(body: &Value) -> Result<&Map<String, Value>, ValidationError> {
+    body.as_object()
+        .ok_or_else(|| ValidationError::new("body", "must be a JSON object"))
+}
+
+fn required_str<'a>(obj: &'a Map<String, Value>, field: &str) -> Result<&'a str, ValidationError> {
+    optional_str(obj, field)?.ok_or_else(|| ValidationError::new(field, "is required"))
+}
+
+fn optional_str<'a>(
+    obj: &'a Map<String, Value>,
+    field: &str,
+) -> Result<Option<&'a str>, ValidationError> {
+    match obj.get(field) {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::String(s)) if s.chars().any(char::is_control) => Err(ValidationError::new(
+            field,
+            "must not contain control characters",
+        )),
+        Some(Value::String(s)) => Ok(Some(s)),
+        Some(_) => Err(ValidationError::new(field, "must be a string")),
+    }
+}
+
+fn optional_bool(obj: &Map<String, Value>, field: &str) -> Result<Option<bool>, ValidationError> {
+    match obj.get(field) {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::Bool(b)) => Ok(Some(*b)),
+        Some(_) => Err(ValidationError::new(field, "must be a boolean")),
+    }
+}
+
+fn optional_int(obj: &Map<String, Value>, field: &str) -> Result<Option<i64>, ValidationError> {
+    match obj.get(field) {
+        None | Some(Value::Null) => Ok(None),
+        Some(v) => v
+            .as_i64()
+            .map(Some)
+            .ok_or_else(|| ValidationError::new(field, "must be an integer")),
+    }
+}
+
+fn speaker_count(obj: &Map<String, Value>, field: &str) -> Result<Option<u8>, ValidationError> {
+    optional_int(obj, field)?
+        .map(|n| {
+            u8::try_from(n)
+                .ok()
+                .filter(|n| (1..=32).contains(n))
+                .ok_or_else(|| ValidationError::new(field, "must be between 1 and 32"))
+        })
+        .transpose()
+}
+
+fn speaker_hint(obj: &Map<String, Value>) -> Result<SpeakerHint, ValidationError> {
+    let hint = SpeakerHint {
+        num: speaker_count(obj, "num_speakers")?,
+        min: speaker_count(obj, "min_speakers")?,
+        max: speaker_count(obj, "max_speakers")?,
+    };
+    if let (Some(min), Some(max)) = (hint.min, hint.max)
+        && min > max
+    {
+        return Err(ValidationError::new(
+            "min_speakers",
+            "must not exceed max_speakers",
+        ));
+    }
+    if let Some(num) = hint.num
+        && (hint.min.is_some_and(|m| num < m) || hint.max.is_some_and(|m| num > m))
+    {
+        return Err(ValidationError::new(
+            "num_speakers",
+            "must lie within min_speakers..max_speakers",
+        ));
+    }
+    Ok(hint)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    const ID: &str = "550e8400-e29b-41d4-a716-446655440000";
+    const STRICT: UrlPolicy = UrlPolicy { allow_local: false };
+    const LOCAL: UrlPolicy = UrlPolicy { allow_local: true };
+
+    fn field_of(body: Value, policy: UrlPolicy) -> String {
+        JobSpec::parse_process_video(&body, policy)
+            .unwrap_err()
+            .field
+    }
+
+    #[test]
+    fn accepts_the_contract_example_with_defaults() {
+        let spec = JobSpec::parse_process_video(
+            &json!({"job_id": ID, "video_url": "https://s3.amazonaws.com/bucket/video.mp4", "extra": 1}),
+            STRICT,
+        )
+        .unwrap();
+        assert_eq!(spec.language, Language::Auto);
+        assert_eq!(spec.max_workers, 4);
+        assert!(spec.enable_gpu && spec.emotion_detection);
+        assert_eq!(spec.source.file_name(), "video.mp4");
+    }
+
+    #[test]
+    fn names_the_offending_field() {
+        let ok_url = "https://example.com/v.mp4";
+        assert_eq!(
+            field_of(json!({"job_id": "nope", "video_url": ok_url}), STRICT),
+            "job_id"
+        );
+        assert_eq!(field_of(json!({"video_url": ok_url}), STRICT), "job_id");
+        assert_eq!(field_of(json!({"job_id": ID}), STRICT), "video_url");
+        assert_eq!(
+            field_of(
+                json!({"job_id": ID, "video_url": ok_url, "language": "fr"}),
+                STRICT
+            ),
+            "language"
+        );
+        assert_eq!(
+            field_of(
+                json!({"job_id": ID, "video_url": ok_url, "max_workers": 17}),
+                STRICT
+            ),
+            "max_workers"
+        );
+        assert_eq!(
+            field_of(
+                json!({"job_id": ID, "video_url": ok_url, "max_workers": 0}),
+                STRICT
+            ),
+            "max_workers"
+        );
+        assert_eq!(
+            field_of(
+                json!({"job_id": ID, "video_url": ok_url, "enable_gpu": "yes"}),
+                STRICT
+            ),
+            "enable_gpu"
+        );
+        assert_eq!(
+            field_of(json!({"job_id": 5, "video_url": ok_url}), STRICT),
+            "job_id"
+        );
+        assert_eq!(
+            field_of(
+                json!({"job_id": ID, "video_url": ok_url, "fastapi_base_url": "backend"}),
+                STRICT
+            ),
+            "fastapi_base_url"
+        );
+        assert_eq!(field_of(json!([1, 2]), STRICT), "body");
+    }
+
+    #[test]
+    fn refuses_local_and_unsafe_urls_unless_allowed() {
+        for url in [
+            "http://example.com/v.mp4",
+            "https://127.0.0.1/v.mp4",
+            "https://10.0.0.8/v.mp4",
+            "https://169.254.169.254/latest",
+            "https://[::1]/v.mp4",
+            "https://localhost/v.mp4",
+            "/tmp/v.mp4",
+            "file:///etc/passwd",
+            "ftp://example.com/v.mp4",
+            "https://user:pw@example.com/v.mp4",
+            "s3://bucket-only",
+        ] {
+            assert!(
+                STRICT.media_source("video_url", url).is_err(),
+                "{url} must be refused"
+            );
+        }
+        assert!(
+            LOCAL
+                .media_source("video_url", "http://127.0.0.1:9/v.mp4")
+                .is_ok()
+        );
+        assert!(matches!(
+            LOCAL.media_source("video_url", "clip.wav"),
+            Ok(MediaSource::File { .. })
+        ));
+        assert!(
+            LOCAL
+                .media_source("video_url", "file:///etc/passwd")
+                .is_err()
+        );
+        assert_eq!(
+            STRICT.media_source("video_url", "s3://b/k/v.mp4").unwrap(),
+            MediaSource::S3 {
+                bucket: "b".into(),
+                key: "k/v.mp4".into()
+            }
+        );
+    }
+
+    #[test]
+    fn transcribe_prefers_audio_path_and_defaults_to_english() {
+        let spec = JobSpec::parse_transcribe(
+            &json!({"video_path": "s3://b/v.mp4", "audio_path": "s3://b/a.wav"}),
+            STRICT,
+        )
+        .unwrap();
+        assert_eq!(spec.source.file_name(), "a.wav");
+        assert_eq!(spec.language, Language::En);
+        assert_eq!(
+            JobSpec::parse_transcribe(&json!({}), STRICT)
+                .unwrap_err()
+                .field,
+            "audio_path"
+        );
+    }
+
+    #[test]
+    fn speaker_hints_are_checked() {
+        let url = "https://example.com/v.mp4";
+        let spec = JobSpec::parse_process_video(
+            &json!({"job_id": ID, "video_url": url, "num_speakers": 2}),
+            STRICT,
+        )
+        .unwrap();
+        assert_eq!(spec.speakers.num, Some(2));
+        assert_eq!(
+            field_of(
+                json!({"job_id": ID, "video_url": url, "min_speakers": 3, "max_speakers": 2}),
+                STRICT
+            ),
+            "min_speakers"
+        );
+        assert_eq!(
+            field_of(
+                json!({"job_id": ID, "video_url": url, "num_speakers": 0}),
+                STRICT
+            ),
+            "num_speakers"
+        );
+    }
+
+    #[test]
+    fn control_characters_are_refused() {
+        assert_eq!(
+            field_of(
+                json!({"job_id": ID, "video_url": "https://example.com/\u{0007}.mp4"}),
+                STRICT
+            ),
+            "video_url"
+        );
+    }
+}
