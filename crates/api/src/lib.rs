@@ -1,1 +1,12 @@
-//! placeholder
+//! The HTTP API: one axum [`Router`] is the single definition of every endpoint of the contract.
+//! `ecg serve` serves it with `axum::serve`; the Lambda function hands it to `lambda_http`.
+//!
+//! Layout: [`state`] (what handlers share), [`error`] (the only place HTTP statuses are chosen),
+//! [`routes`] (the handlers). Knows the core's ports, never their adapters.
+
+pub mod error;
+pub mod routes;
+pub mod state;
+
+pub use routes::router;
+pub use state::{ApiConfig, AppState};

@@ -1,0 +1,488 @@
+//! Handlers for every endpoint of the contract.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use axum::body::Bytes;
+use axum::extract::{DefaultBodyLimit, Path, State};
+use axum::http::{HeaderValue, Method, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use ecg_core::contract::{
+    BackendTranscribeResponse, HealthResponse, ProcessVideoResponse, TranscribeMetadata,
+};
+use ecg_core::error::ErrorCode;
+use ecg_core::job::{JobId, JobRecord, JobStatus, Outcome, format_timestamp};
+use ecg_core::ports::{Created, JobMessage};
+use ecg_core::request::{JobSpec, ValidationError};
+use jiff::Timestamp;
+use serde_json::Value;
+use tower_http::cors::{AllowOrigin, CorsLayer};
+use tower_http::trace::TraceLayer;
+
+use crate::error::ApiError;
+use crate::state::AppState;
+
+/// The whole API.
+pub fn router(state: AppState) -> Router {
+    let origins: Vec<HeaderValue> = state
+        .config
+        .cors_origins
+        .iter()
+        .filter_map(|o| HeaderValue::from_str(o.trim()).ok())
+        .collect();
+    let cors = CorsLayer::new()
+        .allow_origin(AllowOrigin::list(origins))
+        .allow_methods([Method::GET, Method::POST, Method::OPTIONS])
+        .allow_headers([header::CONTENT_TYPE, header::AUTHORIZATION]);
+    let max_body = state.config.max_body_bytes;
+    Router::new()
+        .route("/api/upload-video/process-video", post(process_video))
+        .route("/transcribe", post(transcribe))
+        .route("/health", get(health))
+        .route("/jobs/{job_id}", get(job_status))
+        .layer(DefaultBodyLimit::max(max_body))
+        .layer(cors)
+        .layer(TraceLayer::new_for_http())
+        .with_state(state)
+}
+
+fn parse_json(body: &Bytes) -> Result<Value, ApiError> {
+    serde_json::from_slice(body)
+        .map_err(|e| ApiError::Malformed(format!("the body is not valid JSON: {e}")))
+}
+
+/// Stores the job and queues it. A job id seen before starts nothing: the same request again is
+/// answered as the first time (safe to retry), a different request under that id gets 409.
+async fn process_video(
+    State(state): State<AppState>,
+    body: Bytes,
+) -> Result<Json<ProcessVideoResponse>, ApiError> {
+    let spec = JobSpec::parse_process_video(&parse_json(&body)?, state.config.url_policy)?;
+    let job_id = spec.job_id;
+    tracing::info!(job_id = %job_id, source = %spec.source, "job submitted");
+    submit(&state, spec).await?;
+    Ok(Json(ProcessVideoResponse {
+        job_id: job_id.to_string(),
+        status: "processing".to_owned(),
+        message: "비디오 처리가 시작되었습니다".to_owned(),
+        status_url: format!("/jobs/{job_id}"),
+        estimated_time: state.config.estimated_time_s,
+    }))
+}
+
+async fn submit(state: &AppState, spec: JobSpec) -> Result<(), ApiError> {
+    let job_id = spec.job_id;
+    match state
+        .store
+        .create(JobRecord::new(spec.clone(), Timestamp::now()))
+        .await?
+    {
+        Created::New(_) => {}
+        Created::Existing(existing) if existing.spec == spec => return Ok(()),
+        Created::Existing(_) => {
+            return Err(ApiError::Conflict(format!(
+                "job {job_id} exists already with a different request"
+            )));
+        }
+    }
+    if let Err(e) = state.queue.enqueue(&JobMessage { job_id }).await {
+        // Never leave a job queued that no worker will see.
+        let outcome = Outcome::Failed {
+            code: ErrorCode::ProcessingError,
+            message: format!("could not queue the job: {e}"),
+        };
+        if let Err(store_err) = state.store.finish(job_id, 0, outcome).await {
+            tracing::error!(job_id = %job_id, error = %store_err, "cannot fail an unqueued job");
+        }
+        return Err(e.into());
+    }
+    Ok(())
+}
+
+/// Synchronous analysis: queues the job like any other and waits for its end.
+async fn transcribe(
+    State(state): State<AppState>,
+    body: Bytes,
+) -> Result<Json<BackendTranscribeResponse>, ApiError> {
+    let spec = JobSpec::parse_transcribe(&parse_json(&body)?, state.config.url_policy)?;
+    let job_id = spec.job_id;
+    let filename = spec.source.file_name();
+    submit(&state, spec).await?;
+    let deadline = tokio::time::Instant::now() + state.config.transcribe_deadline;
+    let record = loop {
+        match state.store.get(job_id).await? {
+            Some(record) if record.status.is_terminal() => break record,
+            _ if tokio::time::Instant::now() >= deadline => {
+                return Err(ApiError::StillRunning {
+                    job_id: job_id.to_string(),
+                });
+            }
+            _ => tokio::time::sleep(Duration::from_millis(200)).await,
+        }
+    };
+    Ok(Json(transcribe_response(&record, filename)))
+}
+
+fn transcribe_response(record: &JobRecord, filename: String) -> BackendTranscribeResponse {
+    let processing_time = record.processing_time(Timestamp::now()).unwrap_or_default();
+    let language_requested = record.spec.language;
+    match (&record.result, record.status) {
+        (Some(result), JobStatus::Completed) => BackendTranscribeResponse {
+            success: true,
+            segments: result.segments.clone(),
+            speakers: result.speakers.clone(),
+            metadata: TranscribeMetadata {
+                filename,
+                duration: result.duration,
+                total_segments: result.metadata.total_segments,
+                unique_speakers: result.metadata.unique_speakers,
+                processing_time,
+                language_requested: result.metadata.language_requested.clone(),
+                language_detected: result.metadata.language_detected.clone(),
+                processing_mode: result.metadata.processing_mode.clone(),
+                processed_at: result.metadata.processed_at.clone().unwrap_or_default(),
+            },
+            processing_time,
+            error: None,
+            error_code: None,
+        },
+        _ => BackendTranscribeResponse {
+            success: false,
+            segments: Vec::new(),
+            speakers: BTreeMap::new(),
+            metadata: TranscribeMetadata {
+                filename,
+                duration: 0.0,
+                total_segments: 0,
+                unique_speakers: 0,
+                processing_time,
+                language_requested: language_requested.as_str().to_owned(),
+                language_detected: String::new(),
+                processing_mode: language_requested.processing_mode().to_owned(),
+                processed_at: record.finished_at.map(format_timestamp).unwrap_or_default(),
+            },
+            processing_time,
+            error: record.error_message.clone(),
+            error_code: record.error_code,
+        },
+    }
+}
+
+/// Real readiness: the store, the queue and every configured check must answer.
+async fn health(State(state): State<AppState>) -> Response {
+    let mut checks = BTreeMap::new();
+    let mut healthy = true;
+    let mut record = |name: &str, outcome: Result<String, String>| {
+        healthy &= outcome.is_ok();
+        checks.insert(
+            name.to_owned(),
+            outcome.unwrap_or_else(|e| format!("failed: {e}")),
+        );
+    };
+    record(
+        "job_store",
+        state
+            .store
+            .ping()
+            .await
+            .map(|()| "ok".to_owned())
+            .map_err(|e| e.message),
+    );
+    record(
+        "queue",
+        state
+            .queue
+            .ping()
+            .await
+            .map(|()| "ok".to_owned())
+            .map_err(|e| e.message),
+    );
+    for check in &state.checks {
+        record(check.name(), check.check().await);
+    }
+    let status = if healthy {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    let body = HealthResponse {
+        status: if healthy { "healthy" } else { "unhealthy" }.to_owned(),
+        timestamp: format_timestamp(Timestamp::now()),
+        checks,
+    };
+    (status, Json(body)).into_response()
+}
+
+async fn job_status(
+    State(state): State<AppState>,
+    Path(job_id): Path<String>,
+) -> Result<Response, ApiError> {
+    let id = JobId::parse(&job_id).map_err(|_| ValidationError::new("job_id", "must be a UUID"))?;
+    let record = state
+        .store
+        .get(id)
+        .await?
+        .ok_or_else(|| ApiError::NotFound(format!("job {id} not found")))?;
+    Ok(Json(record.status_response(Timestamp::now())).into_response())
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use async_trait::async_trait;
+    use axum::body::Body;
+    use axum::http::Request;
+    use ecg_core::ports::{HealthCheck, JobQueue, JobStore};
+    use ecg_local::{InProcessQueue, SqliteJobStore};
+    use http_body_util::BodyExt;
+    use serde_json::json;
+    use tower::ServiceExt;
+
+    use super::*;
+    use crate::state::ApiConfig;
+
+    const ID: &str = "550e8400-e29b-41d4-a716-446655440000";
+
+    struct Fixture {
+        _dir: tempfile::TempDir,
+        queue: Arc<InProcessQueue>,
+        app: Router,
+    }
+
+    fn fixture(checks: Vec<Arc<dyn HealthCheck>>) -> Fixture {
+        let dir = tempfile::tempdir().unwrap();
+        let store: Arc<dyn JobStore> = Arc::new(SqliteJobStore::open(dir.path()).unwrap());
+        let queue = Arc::new(InProcessQueue::new());
+        let config = ApiConfig {
+            cors_origins: vec!["http://localhost:3000".into()],
+            ..ApiConfig::default()
+        };
+        let state = AppState {
+            store,
+            queue: Arc::clone(&queue) as Arc<dyn JobQueue>,
+            checks,
+            config: Arc::new(config),
+        };
+        Fixture {
+            _dir: dir,
+            queue,
+            app: router(state),
+        }
+    }
+
+    async fn call(
+        app: &Router,
+        method: &str,
+        uri: &str,
+        body: Option<String>,
+    ) -> (StatusCode, Value) {
+        let request = Request::builder()
+            .method(method)
+            .uri(uri)
+            .header(header::CONTENT_TYPE, "application/json")
+            .header(header::ORIGIN, "http://localhost:3000")
+            .body(body.map_or_else(Body::empty, Body::from))
+            .unwrap();
+        let response = app.clone().oneshot(request).await.unwrap();
+        let status = response.status();
+        let bytes = response.into_body().collect().await.unwrap().to_bytes();
+        (
+            status,
+            serde_json::from_slice(&bytes).unwrap_or(Value::Null),
+        )
+    }
+
+    fn submission(extra: Value) -> String {
+        let mut body = json!({"job_id": ID, "video_url": "https://example.com/video.mp4"});
+        body.as_object_mut()
+            .unwrap()
+            .extend(extra.as_object().unwrap().clone());
+        body.to_string()
+    }
+
+    #[tokio::test]
+    async fn accepts_a_job_once_and_reports_it() {
+        let f = fixture(vec![]);
+        let (status, body) = call(
+            &f.app,
+            "POST",
+            "/api/upload-video/process-video",
+            Some(submission(json!({}))),
+        )
+        .await;
+        assert_eq!(status, StatusCode::OK);
+        assert_eq!(
+            body,
+            json!({"job_id": ID, "status": "processing", "message": "비디오 처리가 시작되었습니다",
+                   "status_url": format!("/jobs/{ID}"), "estimated_time": 300})
+        );
+        // The same request again is answered the same way but starts nothing new.
+        let (status, _) = call(
+            &f.app,
+            "POST",
+            "/api/upload-video/process-video",
+            Some(submission(json!({}))),
+        )
+        .await;
+        assert_eq!(status, StatusCode::OK);
+        assert!(f.queue.lease(Duration::ZERO).await.unwrap().is_some());
+        assert!(
+            f.queue.lease(Duration::ZERO).await.unwrap().is_none(),
+            "one message for one job"
+        );
+        // A different request under the same id is a conflict.
+        let (status, _) = call(
+            &f.app,
+            "POST",
+            "/api/upload-video/process-video",
+            Some(submission(json!({"language": "ko"}))),
+        )
+        .await;
+        assert_eq!(status, StatusCode::CONFLICT);
+
+        let (status, body) = call(&f.app, "GET", &format!("/jobs/{ID}"), None).await;
+        assert_eq!(status, StatusCode::OK);
+        assert_eq!(body["status"], "queued");
+        assert_eq!(body["processing_time"], Value::Null);
+    }
+
+    #[tokio::test]
+    async fn invalid_requests_name_the_field() {
+        let f = fixture(vec![]);
+        for (extra, field) in [
+            (json!({"job_id": "123"}), "job_id"),
+            (json!({"language": "fr"}), "language"),
+            (json!({"max_workers": 99}), "max_workers"),
+            (
+                json!({"video_url": "http://example.com/v.mp4"}),
+                "video_url",
+            ),
+            (json!({"fastapi_base_url": "not a url"}), "fastapi_base_url"),
+            (json!({"emotion_detection": "yes"}), "emotion_detection"),
+        ] {
+            let (status, body) = call(
+                &f.app,
+                "POST",
+                "/api/upload-video/process-video",
+                Some(submission(extra)),
+            )
+            .await;
+            assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+            assert_eq!(body["field"], field);
+            assert_eq!(body["detail"][0]["loc"][1], field);
+        }
+        let (status, body) = call(
+            &f.app,
+            "POST",
+            "/api/upload-video/process-video",
+            Some("{not json".into()),
+        )
+        .await;
+        assert_eq!(
+            (status, body["field"].as_str()),
+            (StatusCode::BAD_REQUEST, Some("body"))
+        );
+        let huge = submission(json!({"padding": "x".repeat(100_000)}));
+        let (status, _) = call(
+            &f.app,
+            "POST",
+            "/api/upload-video/process-video",
+            Some(huge),
+        )
+        .await;
+        assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE);
+        assert!(
+            f.queue.lease(Duration::ZERO).await.unwrap().is_none(),
+            "nothing invalid was queued"
+        );
+    }
+
+    #[tokio::test]
+    async fn unknown_and_malformed_job_ids() {
+        let f = fixture(vec![]);
+        let (status, _) = call(&f.app, "GET", &format!("/jobs/{ID}"), None).await;
+        assert_eq!(status, StatusCode::NOT_FOUND);
+        let (status, body) = call(&f.app, "GET", "/jobs/not-a-uuid", None).await;
+        assert_eq!(
+            (status, body["field"].as_str()),
+            (StatusCode::UNPROCESSABLE_ENTITY, Some("job_id"))
+        );
+    }
+
+    struct Failing;
+    #[async_trait]
+    impl HealthCheck for Failing {
+        fn name(&self) -> &'static str {
+            "models"
+        }
+        async fn check(&self) -> Result<String, String> {
+            Err("ggml-base.bin missing".into())
+        }
+    }
+
+    #[tokio::test]
+    async fn health_reflects_its_checks() {
+        let (status, body) = call(&fixture(vec![]).app, "GET", "/health", None).await;
+        assert_eq!(
+            (status, body["status"].as_str()),
+            (StatusCode::OK, Some("healthy"))
+        );
+        assert_eq!(body["checks"]["job_store"], "ok");
+        let (status, body) = call(
+            &fixture(vec![Arc::new(Failing)]).app,
+            "GET",
+            "/health",
+            None,
+        )
+        .await;
+        assert_eq!(
+            (status, body["status"].as_str()),
+            (StatusCode::SERVICE_UNAVAILABLE, Some("unhealthy"))
+        );
+        assert!(
+            body["checks"]["models"]
+                .as_str()
+                .unwrap()
+                .contains("missing")
+        );
+    }
+
+    #[tokio::test]
+    async fn cors_allows_configured_origins_only() {
+        let f = fixture(vec![]);
+        let preflight = |origin: &'static str| {
+            Request::builder()
+                .method("OPTIONS")
+                .uri("/health")
+                .header(header::ORIGIN, origin)
+                .header(header::ACCESS_CONTROL_REQUEST_METHOD, "GET")
+                .body(Body::empty())
+                .unwrap()
+        };
+        let allowed = f
+            .app
+            .clone()
+            .oneshot(preflight("http://localhost:3000"))
+            .await
+            .unwrap();
+        assert_eq!(
+            allowed.headers()[header::ACCESS_CONTROL_ALLOW_ORIGIN],
+            "http://localhost:3000"
+        );
+        let refused = f
+            .app
+            .clone()
+            .oneshot(preflight("https://evil.example"))
+            .await
+            .unwrap();
+        assert!(
+            refused
+                .headers()
+                .get(header::ACCESS_CONTROL_ALLOW_ORIGIN)
+                .is_none()
+        );
+    }
+}

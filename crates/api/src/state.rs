@@ -1,0 +1,43 @@
+//! What the handlers share.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use ecg_core::ports::{HealthCheck, JobQueue, JobStore};
+use ecg_core::request::UrlPolicy;
+
+/// API settings, read once at start-up.
+#[derive(Clone, Debug)]
+pub struct ApiConfig {
+    pub url_policy: UrlPolicy,
+    /// Origins allowed by CORS (`ECG_CORS_ORIGINS`).
+    pub cors_origins: Vec<String>,
+    /// `estimated_time` of the process-video answer, in seconds.
+    pub estimated_time_s: u64,
+    /// How long `/transcribe` waits for its job before answering with the id to poll.
+    pub transcribe_deadline: Duration,
+    /// Larger request bodies get 413.
+    pub max_body_bytes: usize,
+}
+
+impl Default for ApiConfig {
+    fn default() -> Self {
+        Self {
+            url_policy: UrlPolicy::default(),
+            cors_origins: Vec::new(),
+            estimated_time_s: 300,
+            transcribe_deadline: Duration::from_secs(600),
+            max_body_bytes: 64 * 1024,
+        }
+    }
+}
+
+/// Shared by every request.
+#[derive(Clone)]
+pub struct AppState {
+    pub store: Arc<dyn JobStore>,
+    pub queue: Arc<dyn JobQueue>,
+    /// Readiness checks beyond the store and the queue (e.g. models loaded).
+    pub checks: Vec<Arc<dyn HealthCheck>>,
+    pub config: Arc<ApiConfig>,
+}
