@@ -1,1 +1,25 @@
-//! placeholder
+//! HTTP adapters of the ECG Audio Analyzer: the callback notifier and the media fetcher that
+//! implement `ecg_core`'s [`Notifier`](ecg_core::ports::Notifier) and
+//! [`BlobFetcher`](ecg_core::ports::BlobFetcher) ports.
+//!
+//! Layout:
+//! - [`notify`]: [`WebhookNotifier`] posts callbacks, HMAC-signed when a secret is set ([`signature`]).
+//! - [`fetch`]: [`HttpFetcher`] streams `http(s)` media to disk and passes local files through.
+//! - `guard`: the SSRF guard (URL check, connect-time resolver, redirect policy) both use
+//!   unless local URLs are allowed.
+//! - `retry`: exponential backoff with jitter, the one retry loop both use.
+//! - `http`: the shared client builder and the classification of HTTP failures.
+//!
+//! This crate knows nothing of AWS: S3 sources are refused here, and the AWS adapter wraps
+//! [`HttpFetcher`] (e.g. with presigned URLs).
+
+pub mod fetch;
+mod guard;
+mod http;
+pub mod notify;
+mod retry;
+#[cfg(test)]
+mod testing;
+
+pub use fetch::{FetchConfig, HttpFetcher};
+pub use notify::{NotifierConfig, SIGNATURE_HEADER, WebhookNotifier, signature};

@@ -1,0 +1,429 @@
+//! Signed webhook callbacks to the backend, retried on transient failures.
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+use ecg_core::contract::Callback;
+use ecg_core::ports::{Notifier, NotifyError};
+use hmac::{Hmac, Mac};
+use reqwest::header::CONTENT_TYPE;
+use sha2::Sha256;
+use tracing::Instrument;
+use url::Url;
+
+use crate::guard;
+use crate::http::{client_builder, request_error, shown, status_error};
+use crate::retry::{AttemptError, RetryPolicy};
+
+/// The header carrying [`signature`] when a secret is configured.
+pub const SIGNATURE_HEADER: &str = "X-Signature-256";
+
+/// The path the contract posts callbacks to, below the backend's base URL.
+const RESULT_PATH: [&str; 3] = ["api", "upload-video", "result"];
+
+/// How callbacks are delivered.
+#[derive(Clone, Debug)]
+pub struct NotifierConfig {
+    /// Retries after the first attempt.
+    pub retries: u32,
+    /// Limit on one attempt, from connecting to the response's status.
+    pub attempt_timeout: Duration,
+    /// First backoff delay; it doubles per retry up to `max_delay`.
+    pub base_delay: Duration,
+    /// Cap on a backoff delay and on a 429's `Retry-After`.
+    pub max_delay: Duration,
+    /// HMAC-SHA256 key for the `X-Signature-256` header; no header without one.
+    pub secret: Option<String>,
+    /// Allows callbacks to loopback and private addresses (local use and tests).
+    pub allow_local: bool,
+}
+
+impl Default for NotifierConfig {
+    fn default() -> Self {
+        Self {
+            retries: 3,
+            attempt_timeout: Duration::from_secs(10),
+            base_delay: Duration::from_millis(500),
+            max_delay: Duration::from_secs(8),
+            secret: None,
+            allow_local: false,
+        }
+    }
+}
+
+/// The `X-Signature-256` value for `body`: `sha256=` and the lowercase hex HMAC-SHA256.
+pub fn signature(secret: &[u8], body: &[u8]) -> String {
+    let Ok(mut mac) = Hmac::<Sha256>::new_from_slice(secret) else {
+        unreachable!("HMAC takes keys of any length")
+    };
+    mac.update(body);
+    format!("sha256={}", hex::encode(mac.finalize().into_bytes()))
+}
+
+/// Posts callbacks to `{base}/api/upload-video/result`.
+///
+/// Redirects are not followed: a callback is a POST to a configured endpoint, and a redirect
+/// would be one more place for the guard to police. A 3xx is a permanent failure.
+#[derive(Clone, Debug)]
+pub struct WebhookNotifier {
+    client: reqwest::Client,
+    config: NotifierConfig,
+}
+
+impl WebhookNotifier {
+    pub fn new(config: NotifierConfig) -> Result<Self, reqwest::Error> {
+        let client = client_builder(config.allow_local)
+            .redirect(reqwest::redirect::Policy::none())
+            .build()?;
+        Ok(Self { client, config })
+    }
+
+    fn retry_policy(&self) -> RetryPolicy {
+        RetryPolicy {
+            retries: self.config.retries,
+            base: self.config.base_delay,
+            cap: self.config.max_delay,
+        }
+    }
+
+    async fn attempt(
+        &self,
+        url: &Url,
+        body: &[u8],
+        signed: Option<&str>,
+        attempt: u32,
+    ) -> Result<(), AttemptError> {
+        let mut request = self
+            .client
+            .post(url.clone())
+            .timeout(self.config.attempt_timeout)
+            .header(CONTENT_TYPE, "application/json")
+            .body(body.to_vec());
+        if let Some(signed) = signed {
+            request = request.header(SIGNATURE_HEADER, signed);
+        }
+        // Failures are logged by the retry loop, inside this callback's span.
+        let response = request.send().await.map_err(request_error)?;
+        let status = response.status();
+        tracing::info!(attempt, status = status.as_u16(), "callback response");
+        if status.is_success() {
+            Ok(())
+        } else {
+            Err(status_error(&response, format!("HTTP {status}")))
+        }
+    }
+}
+
+/// `{base}/api/upload-video/result`, whether or not `base` has a path prefix or a trailing slash.
+fn result_url(base: &Url) -> Option<Url> {
+    let mut url = base.clone();
+    url.path_segments_mut()
+        .ok()?
+        .pop_if_empty()
+        .extend(RESULT_PATH);
+    url.set_fragment(None);
+    Some(url)
+}
+
+#[async_trait]
+impl Notifier for WebhookNotifier {
+    async fn send(&self, base: &Url, callback: &Callback) -> Result<(), NotifyError> {
+        let gave_up = |target: String, attempts: u32, reason: String| NotifyError {
+            target,
+            attempts,
+            reason,
+        };
+        let Some(url) = result_url(base) else {
+            return Err(gave_up(base.to_string(), 0, "not a base URL".to_owned()));
+        };
+        let target = shown(&url);
+        if !self.config.allow_local
+            && let Err(refused) = guard::check_url(&url)
+        {
+            return Err(gave_up(target, 0, refused.to_string()));
+        }
+        // Serialised once: the signature covers exactly the bytes every attempt sends.
+        let body = serde_json::to_vec(callback)
+            .map_err(|e| gave_up(target.clone(), 0, format!("cannot serialise: {e}")))?;
+        let signed = self
+            .config
+            .secret
+            .as_ref()
+            .map(|secret| signature(secret.as_bytes(), &body));
+        let span = tracing::info_span!(
+            "callback",
+            job_id = %callback.job_id,
+            callback_status = ?callback.status,
+            target = %target
+        );
+        self.retry_policy()
+            .run(|n| self.attempt(&url, &body, signed.as_deref(), n))
+            .instrument(span)
+            .await
+            .map_err(|e| gave_up(target, e.attempts, e.message))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testing::{Reply, TestServer, closed_port, seq};
+    use ecg_core::contract::CallbackStatus;
+    use ecg_core::error::ErrorCode;
+    use std::time::Instant;
+
+    const MS: Duration = Duration::from_millis(1);
+
+    fn progress() -> Callback {
+        Callback {
+            job_id: "550e8400-e29b-41d4-a716-446655440000".to_owned(),
+            status: CallbackStatus::Processing,
+            progress: Some(60),
+            message: Some("음성을 텍스트로 변환 중...".to_owned()),
+            result: None,
+            error_message: None,
+            error_code: None,
+        }
+    }
+
+    fn failure() -> Callback {
+        Callback {
+            job_id: "550e8400-e29b-41d4-a716-446655440000".to_owned(),
+            status: CallbackStatus::Failed,
+            progress: None,
+            message: None,
+            result: None,
+            error_message: Some("오디오 추출 실패".to_owned()),
+            error_code: Some(ErrorCode::AudioExtractionError),
+        }
+    }
+
+    /// Local receivers allowed, short delays.
+    fn config() -> NotifierConfig {
+        NotifierConfig {
+            base_delay: 10 * MS,
+            max_delay: 50 * MS,
+            attempt_timeout: Duration::from_secs(5),
+            allow_local: true,
+            ..NotifierConfig::default()
+        }
+    }
+
+    fn notifier(config: NotifierConfig) -> WebhookNotifier {
+        WebhookNotifier::new(config).unwrap()
+    }
+
+    #[tokio::test]
+    async fn posts_the_callback_signed_to_the_result_path() {
+        let server = TestServer::start(seq(vec![Reply::status(200)])).await;
+        let cb = failure();
+        let n = notifier(NotifierConfig {
+            secret: Some("s3cr3t".to_owned()),
+            ..config()
+        });
+        n.send(&server.url("/backend/"), &cb).await.unwrap();
+
+        let requests = server.requests();
+        assert_eq!(requests.len(), 1);
+        let r = &requests[0];
+        assert_eq!(r.method, "POST");
+        assert_eq!(r.path, "/backend/api/upload-video/result");
+        assert_eq!(r.headers["content-type"], "application/json");
+        // Exactly the callback's fields, nothing added.
+        let json: serde_json::Value = serde_json::from_slice(&r.body).unwrap();
+        let mut keys: Vec<_> = json.as_object().unwrap().keys().cloned().collect();
+        keys.sort();
+        assert_eq!(keys, ["error_code", "error_message", "job_id", "status"]);
+        assert_eq!(serde_json::from_value::<Callback>(json).unwrap(), cb);
+        // The signature covers the raw body as received.
+        let header = r.headers[SIGNATURE_HEADER].to_str().unwrap();
+        assert_eq!(header, signature(b"s3cr3t", &r.body));
+        let mut mac = Hmac::<Sha256>::new_from_slice(b"s3cr3t").unwrap();
+        mac.update(&r.body);
+        let hex_mac = header.strip_prefix("sha256=").unwrap();
+        mac.verify_slice(&hex::decode(hex_mac).unwrap()).unwrap();
+    }
+
+    #[tokio::test]
+    async fn no_signature_without_a_secret() {
+        let server = TestServer::start(seq(vec![Reply::status(204)])).await;
+        notifier(config())
+            .send(&server.url(""), &progress())
+            .await
+            .unwrap();
+        let r = &server.requests()[0];
+        assert_eq!(r.path, "/api/upload-video/result");
+        assert!(!r.headers.contains_key(SIGNATURE_HEADER));
+    }
+
+    #[tokio::test]
+    async fn server_errors_are_retried_with_the_same_body() {
+        let server = TestServer::start(seq(vec![
+            Reply::status(500),
+            Reply::status(500),
+            Reply::status(200),
+        ]))
+        .await;
+        let n = notifier(NotifierConfig {
+            secret: Some("k".to_owned()),
+            ..config()
+        });
+        n.send(&server.url("/"), &progress()).await.unwrap();
+        let requests = server.requests();
+        assert_eq!(requests.len(), 3);
+        for r in &requests {
+            assert_eq!(r.body, requests[0].body);
+            assert_eq!(
+                r.headers[SIGNATURE_HEADER],
+                requests[0].headers[SIGNATURE_HEADER]
+            );
+        }
+    }
+
+    #[tokio::test]
+    async fn throttling_is_retried_and_retry_after_is_capped() {
+        // Retry-After asks for an hour; max_delay caps the wait at 50 ms.
+        let server = TestServer::start(seq(vec![
+            Reply::status(429).header("retry-after", "3600"),
+            Reply::status(200),
+        ]))
+        .await;
+        let started = Instant::now();
+        notifier(config())
+            .send(&server.url("/"), &progress())
+            .await
+            .unwrap();
+        assert_eq!(server.count(), 2);
+        assert!(started.elapsed() < Duration::from_secs(2));
+    }
+
+    #[tokio::test]
+    async fn retry_after_is_honoured_below_the_cap() {
+        let server = TestServer::start(seq(vec![
+            Reply::status(429).header("retry-after", "1"),
+            Reply::status(200),
+        ]))
+        .await;
+        let started = Instant::now();
+        let n = notifier(NotifierConfig {
+            max_delay: Duration::from_secs(5),
+            ..config()
+        });
+        n.send(&server.url("/"), &progress()).await.unwrap();
+        assert_eq!(server.count(), 2);
+        assert!(started.elapsed() >= Duration::from_secs(1));
+    }
+
+    #[tokio::test]
+    async fn client_errors_are_not_retried() {
+        let server = TestServer::start(seq(vec![Reply::status(400)])).await;
+        let err = notifier(config())
+            .send(&server.url("/"), &progress())
+            .await
+            .unwrap_err();
+        assert_eq!(server.count(), 1);
+        assert_eq!(err.attempts, 1);
+        assert!(err.reason.contains("400"), "{err}");
+        assert!(err.target.ends_with("/api/upload-video/result"), "{err}");
+    }
+
+    #[tokio::test]
+    async fn redirects_are_not_followed() {
+        let server = TestServer::start(seq(vec![Reply::redirect("/elsewhere")])).await;
+        let err = notifier(config())
+            .send(&server.url("/"), &progress())
+            .await
+            .unwrap_err();
+        assert_eq!((server.count(), err.attempts), (1, 1));
+        assert!(err.reason.contains("302"), "{err}");
+    }
+
+    #[tokio::test]
+    async fn a_receiver_that_is_down_costs_retries_plus_one_attempts() {
+        let addr = closed_port().await;
+        let base = Url::parse(&format!("http://{addr}/")).unwrap();
+        let started = Instant::now();
+        let err = notifier(config())
+            .send(&base, &progress())
+            .await
+            .unwrap_err();
+        assert_eq!(err.attempts, 4);
+        assert!(started.elapsed() < Duration::from_secs(3));
+    }
+
+    #[tokio::test]
+    async fn a_slow_receiver_times_out_and_is_retried() {
+        let server = TestServer::start(seq(vec![
+            Reply::status(200).delayed(Duration::from_secs(2)),
+            Reply::status(200),
+        ]))
+        .await;
+        let n = notifier(NotifierConfig {
+            attempt_timeout: 200 * MS,
+            ..config()
+        });
+        n.send(&server.url("/"), &progress()).await.unwrap();
+        assert_eq!(server.count(), 2);
+    }
+
+    #[tokio::test]
+    async fn local_receivers_are_refused_unless_allowed() {
+        let server = TestServer::start(seq(vec![Reply::status(200)])).await;
+        let strict = notifier(NotifierConfig {
+            allow_local: false,
+            ..config()
+        });
+        // An IP literal is refused before any attempt.
+        let err = strict
+            .send(&server.url("/"), &progress())
+            .await
+            .unwrap_err();
+        assert_eq!(err.attempts, 0);
+        assert!(err.reason.contains("not a public address"), "{err}");
+        // A name is refused by the resolver, at connect time, and not retried.
+        let by_name = Url::parse(&format!("http://localhost:{}/", server.addr.port())).unwrap();
+        let err = strict.send(&by_name, &progress()).await.unwrap_err();
+        assert_eq!(err.attempts, 1);
+        assert!(err.reason.contains("not a public address"), "{err}");
+        assert_eq!(server.count(), 0);
+    }
+
+    #[test]
+    fn result_url_joins_any_base() {
+        for (base, want) in [
+            (
+                "https://b.example",
+                "https://b.example/api/upload-video/result",
+            ),
+            (
+                "https://b.example/",
+                "https://b.example/api/upload-video/result",
+            ),
+            (
+                "https://b.example/v2",
+                "https://b.example/v2/api/upload-video/result",
+            ),
+            (
+                "https://b.example/v2/",
+                "https://b.example/v2/api/upload-video/result",
+            ),
+            (
+                "http://127.0.0.1:8000/#x",
+                "http://127.0.0.1:8000/api/upload-video/result",
+            ),
+        ] {
+            let got = result_url(&Url::parse(base).unwrap()).unwrap();
+            assert_eq!(got.as_str(), want, "{base}");
+        }
+        assert!(result_url(&Url::parse("mailto:a@b.example").unwrap()).is_none());
+    }
+
+    #[test]
+    fn signature_is_the_hex_hmac_of_the_body() {
+        // RFC 4231, test case 2.
+        assert_eq!(
+            signature(b"Jefe", b"what do ya want for nothing?"),
+            "sha256=5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843"
+        );
+    }
+}
