@@ -99,6 +99,7 @@ pub fn assemble(input: &AssemblyInput<'_>) -> AnalysisResult {
             processed_at: None,
             speech_detected: Some(!input.speech.is_empty()),
             speech_duration: Some(round_ms(speech_duration)),
+            emotion_method: None,
         },
         segments,
         word_segments,
@@ -167,6 +168,7 @@ fn build_segment(
                 end: round_ms(span.end_s),
                 confidence: Some(round_ms(w.confidence)),
                 acoustic_features: rounded(input.features.measure(input.audio.slice(span))),
+                emphasis: None,
             }
         })
         .collect();
@@ -177,6 +179,7 @@ fn build_segment(
         text: text.trim().to_owned(),
         speaker: SpeakerRef { speaker_id },
         words,
+        emotion: None,
     }
 }
 

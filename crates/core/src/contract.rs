@@ -178,6 +178,24 @@ pub struct Segment {
     pub text: String,
     pub speaker: SpeakerRef,
     pub words: Vec<SegmentWord>,
+    /// Additive: the segment's emotional tone, when `emotion_detection` was requested.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub emotion: Option<Emotion>,
+}
+
+/// Additive to the contract: how a segment sounds, for caption styling.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Emotion {
+    /// A label from the method's documented set (e.g. calm, neutral, excited).
+    pub label: String,
+    /// Activation in [0, 1]: how energetic the speech is relative to the speaker's own baseline.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub arousal: Option<f64>,
+    /// How sure the method is of `label`, in [0, 1].
+    pub confidence: f64,
+    /// Per-label probabilities, when the method produces them.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub probabilities: BTreeMap<String, f64>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -194,6 +212,9 @@ pub struct SegmentWord {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub confidence: Option<f64>,
     pub acoustic_features: AcousticFeatures,
+    /// Additive: how much the word stands out from its speaker's baseline, in [0, 1].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub emphasis: Option<f64>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
@@ -240,6 +261,9 @@ pub struct ResultMetadata {
     /// Additive: seconds of detected speech.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub speech_duration: Option<f64>,
+    /// Additive: the emotion method and its version (e.g. "prosody-v1"), when it ran.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub emotion_method: Option<String>,
 }
 
 #[cfg(test)]

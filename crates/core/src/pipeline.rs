@@ -16,7 +16,8 @@ use crate::ports::BlobFetcher;
 use crate::progress::Step;
 use crate::request::{JobSpec, Language};
 use crate::stages::{
-    AsrOptions, Decoder, Diarizer, FeatureExtractor, Transcriber, Transcript, VoiceDetector,
+    AsrOptions, Decoder, Diarizer, EmotionAnalyzer, FeatureExtractor, Transcriber, Transcript,
+    VoiceDetector,
 };
 
 /// Told each time the pipeline reaches a progress step.
@@ -42,6 +43,8 @@ pub struct Pipeline {
     pub diarizer: Arc<dyn Diarizer>,
     pub transcriber: Arc<dyn Transcriber>,
     pub features: Arc<dyn FeatureExtractor>,
+    /// Runs when a job asks for emotion detection; without one the step is skipped.
+    pub emotion: Option<Arc<dyn EmotionAnalyzer>>,
     /// Where downloads are kept while a job decodes them; the system's temp dir when `None`.
     pub scratch_dir: Option<PathBuf>,
 }
@@ -89,17 +92,14 @@ impl Pipeline {
             blocking("asr", move || transcriber.transcribe(&a, &s, options)).await?
         };
 
-        if spec.emotion_detection {
-            progress.reached(Step::AnalysingEmotion).await;
-        }
-
-        progress.reached(Step::Assembling).await;
+        // Words, speakers and features come together first: emotion cues are read from them.
         let features = Arc::clone(&self.features);
         let language_requested = spec.language;
         let model_version = self.transcriber.model_name();
+        let a = Arc::clone(&audio);
         let mut result = blocking("assemble", move || {
             Ok(assemble(&AssemblyInput {
-                audio: &audio,
+                audio: &a,
                 speech: &speech,
                 turns: &turns,
                 transcript: &transcript,
@@ -109,6 +109,19 @@ impl Pipeline {
             }))
         })
         .await?;
+
+        if let Some(emotion) = self.emotion.as_ref().filter(|_| spec.emotion_detection) {
+            progress.reached(Step::AnalysingEmotion).await;
+            let emotion = Arc::clone(emotion);
+            result = blocking("emotion", move || {
+                let mut result = result;
+                emotion.annotate(&audio, &mut result)?;
+                Ok(result)
+            })
+            .await?;
+        }
+
+        progress.reached(Step::Assembling).await;
         result.metadata.processing_time = round_ms(started.elapsed().as_secs_f64());
         result.metadata.processed_at = Some(format_timestamp(jiff::Timestamp::now()));
         Ok(result)

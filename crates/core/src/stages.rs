@@ -6,7 +6,7 @@ use std::path::Path;
 use serde::{Deserialize, Serialize};
 
 use crate::audio::{Audio, TimeSpan};
-use crate::contract::AcousticFeatures;
+use crate::contract::{AcousticFeatures, AnalysisResult};
 use crate::error::StageError;
 use crate::request::{Language, SpeakerHint};
 
@@ -18,6 +18,11 @@ pub trait Decoder: Send + Sync {
 /// Where people speak. Everything downstream only looks inside these regions.
 pub trait VoiceDetector: Send + Sync {
     fn speech_regions(&self, audio: &Audio) -> Result<Vec<TimeSpan>, StageError>;
+
+    /// For `/health`: `Ok(detail)` when the stage can run, `Err(reason)` otherwise.
+    fn readiness(&self) -> Result<String, String> {
+        Ok("voice activity ready".to_owned())
+    }
 }
 
 /// A stretch of speech by one speaker; speakers are numbered from 0 in any order.
@@ -99,9 +104,20 @@ pub trait Transcriber: Send + Sync {
 
     /// The name of the model that runs, for `metadata.model_version`.
     fn model_name(&self) -> String;
+
+    /// For `/health`: `Ok(detail)` when the stage can run, `Err(reason)` otherwise.
+    fn readiness(&self) -> Result<String, String> {
+        Ok(format!("{} loaded", self.model_name()))
+    }
 }
 
 /// Per-word acoustic measurements.
 pub trait FeatureExtractor: Send + Sync {
     fn measure(&self, samples: &[f32]) -> AcousticFeatures;
+}
+
+/// Emotion and emphasis cues: fills `segments[].emotion`, `words[].emphasis` and
+/// `metadata.emotion_method` of an assembled result.
+pub trait EmotionAnalyzer: Send + Sync {
+    fn annotate(&self, audio: &Audio, result: &mut AnalysisResult) -> Result<(), StageError>;
 }

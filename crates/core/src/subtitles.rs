@@ -92,6 +92,7 @@ mod tests {
                 speaker_id: who.into(),
             },
             words: vec![],
+            emotion: None,
         };
         AnalysisResult {
             segments: vec![
@@ -114,6 +115,7 @@ mod tests {
                 processed_at: None,
                 speech_detected: None,
                 speech_duration: None,
+                emotion_method: None,
             },
         }
     }
