@@ -1,1 +1,45 @@
-fn main() {}
+//! `ecg`: analyse the speech in a video on this machine (`ecg analyze`), or serve the API with
+//! its worker in one process on the embedded default (`ecg serve`).
+
+mod analyze;
+mod config;
+mod serve;
+
+use std::process::ExitCode;
+
+use clap::Parser;
+
+use crate::config::{Cli, Command};
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    // `analyze` keeps stderr for its progress bar: only warnings are logged unless RUST_LOG says otherwise.
+    let default_level = match cli.command {
+        Command::Analyze(_) => "warn",
+        Command::Serve(_) => "info",
+    };
+    ecg_core::telemetry::init(default_level);
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let outcome = runtime.block_on(async {
+        match cli.command {
+            Command::Analyze(args) => analyze::run(cli.models, args).await,
+            Command::Serve(args) => serve::run(cli.models, args).await,
+        }
+    });
+    match outcome {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -1,1 +1,118 @@
-fn main() {}
+//! `gpu-runner`: polls SQS for jobs, runs the speech pipeline on this machine's GPU (or CPU),
+//! keeps job state in DynamoDB and tells the backend. Configured through the standard AWS
+//! environment plus `ECG_*` variables (`gpu-runner --help`).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use clap::Parser;
+use ecg_app::{CallbackArgs, DownloadArgs, ModelArgs};
+use ecg_aws::{AwsClients, AwsConfig, SqsQueue};
+use ecg_core::ports::{BlobFetcher, JobMessage, JobQueue, JobStore};
+use ecg_net::{HttpFetcher, WebhookNotifier};
+use ecg_runner::{Runner, RunnerConfig};
+use tokio_util::sync::CancellationToken;
+use tracing::{error, info, warn};
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "gpu-runner",
+    version,
+    about = "ECG Audio Analyzer worker: SQS → pipeline → callbacks"
+)]
+struct Cli {
+    #[command(flatten)]
+    aws: AwsConfig,
+    #[command(flatten, next_help_heading = "Models")]
+    models: ModelArgs,
+    #[command(flatten)]
+    callbacks: CallbackArgs,
+    #[command(flatten)]
+    downloads: DownloadArgs,
+    /// Jobs run at the same time (each holds its own model state on the GPU).
+    #[arg(long, env = "ECG_WORKERS", default_value_t = 1)]
+    workers: usize,
+    /// Seconds a leased message stays hidden; renewed by a heartbeat at a third of it.
+    #[arg(long, env = "ECG_LEASE_SECS", default_value_t = 120)]
+    lease_secs: u64,
+    /// Seconds in-flight jobs may still run after SIGTERM before their messages are released.
+    #[arg(long, env = "ECG_SHUTDOWN_GRACE_SECS", default_value_t = 90)]
+    shutdown_grace_secs: u64,
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    ecg_core::telemetry::init("info");
+    let cli = Cli::parse();
+    let clients = AwsClients::from_env().await;
+    let lease = Duration::from_secs(cli.lease_secs.max(3));
+    let store: Arc<dyn JobStore> = Arc::new(cli.aws.job_store(&clients));
+    let queue: Arc<dyn JobQueue> = Arc::new(cli.aws.job_queue(&clients, Some(lease)));
+    let fetch = cli.downloads.fetch_config();
+    let http = Arc::new(HttpFetcher::new(fetch.clone()).context("cannot build the HTTP client")?);
+    let fetcher: Arc<dyn BlobFetcher> = Arc::new(cli.aws.fetcher(&clients, http, fetch.max_bytes));
+    let notifier = WebhookNotifier::new(
+        cli.callbacks
+            .notifier_config(cli.downloads.allow_local_urls),
+    )?;
+    let started = std::time::Instant::now();
+    let pipeline = ecg_app::pipeline(&cli.models, fetcher);
+    info!(load_s = started.elapsed().as_secs_f64(), "models loaded");
+
+    let runner = Arc::new(Runner {
+        store: Arc::clone(&store),
+        queue: Arc::clone(&queue),
+        notifier: Arc::new(notifier),
+        pipeline,
+        config: RunnerConfig {
+            concurrency: cli.workers.max(1),
+            lease_duration: lease,
+            heartbeat_every: lease / 3,
+            backend_url: cli.callbacks.backend_url.clone(),
+            shutdown_grace: Duration::from_secs(cli.shutdown_grace_secs),
+            ..RunnerConfig::default()
+        },
+    });
+    let shutdown = CancellationToken::new();
+    if let Some(dlq) = cli.aws.dead_letter_queue(&clients) {
+        tokio::spawn(watch_dead_letters(
+            dlq,
+            Arc::clone(&store),
+            Arc::clone(&queue),
+            shutdown.clone(),
+        ));
+    }
+    tokio::spawn(ecg_app::cancel_on_signal(shutdown.clone()));
+    runner.run(shutdown).await;
+    info!("stopped");
+    Ok(())
+}
+
+/// Fails jobs whose messages SQS gave up on, then queues them once more so that a worker sends
+/// their failure callback (the worker delivers a terminal job's pending callback and runs nothing).
+async fn watch_dead_letters(
+    dlq: SqsQueue,
+    store: Arc<dyn JobStore>,
+    queue: Arc<dyn JobQueue>,
+    shutdown: CancellationToken,
+) {
+    loop {
+        match ecg_aws::fail_dead_letters(&dlq, store.as_ref()).await {
+            Ok(failed) => {
+                for record in failed {
+                    let job_id = record.spec.job_id;
+                    warn!(%job_id, "job failed after its message reached the dead-letter queue");
+                    if let Err(e) = queue.enqueue(&JobMessage { job_id }).await {
+                        error!(%job_id, error = %e, "cannot queue the failure callback");
+                    }
+                }
+            }
+            Err(e) => error!(error = %e, "cannot read the dead-letter queue"),
+        }
+        tokio::select! {
+            () = shutdown.cancelled() => return,
+            () = tokio::time::sleep(Duration::from_secs(60)) => {}
+        }
+    }
+}

@@ -295,7 +295,7 @@ mod tests {
         )
     }
 
-    fn submission(extra: Value) -> String {
+    fn submission(extra: &Value) -> String {
         let mut body = json!({"job_id": ID, "video_url": "https://example.com/video.mp4"});
         body.as_object_mut()
             .unwrap()
@@ -310,7 +310,7 @@ mod tests {
             &f.app,
             "POST",
             "/api/upload-video/process-video",
-            Some(submission(json!({}))),
+            Some(submission(&json!({}))),
         )
         .await;
         assert_eq!(status, StatusCode::OK);
@@ -324,7 +324,7 @@ mod tests {
             &f.app,
             "POST",
             "/api/upload-video/process-video",
-            Some(submission(json!({}))),
+            Some(submission(&json!({}))),
         )
         .await;
         assert_eq!(status, StatusCode::OK);
@@ -338,7 +338,7 @@ mod tests {
             &f.app,
             "POST",
             "/api/upload-video/process-video",
-            Some(submission(json!({"language": "ko"}))),
+            Some(submission(&json!({"language": "ko"}))),
         )
         .await;
         assert_eq!(status, StatusCode::CONFLICT);
@@ -367,7 +367,7 @@ mod tests {
                 &f.app,
                 "POST",
                 "/api/upload-video/process-video",
-                Some(submission(extra)),
+                Some(submission(&extra)),
             )
             .await;
             assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
@@ -385,7 +385,7 @@ mod tests {
             (status, body["field"].as_str()),
             (StatusCode::BAD_REQUEST, Some("body"))
         );
-        let huge = submission(json!({"padding": "x".repeat(100_000)}));
+        let huge = submission(&json!({"padding": "x".repeat(100_000)}));
         let (status, _) = call(
             &f.app,
             "POST",

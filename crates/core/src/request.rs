@@ -428,8 +428,8 @@ mod tests {
     const STRICT: UrlPolicy = UrlPolicy { allow_local: false };
     const LOCAL: UrlPolicy = UrlPolicy { allow_local: true };
 
-    fn field_of(body: Value, policy: UrlPolicy) -> String {
-        JobSpec::parse_process_video(&body, policy)
+    fn field_of(body: &Value, policy: UrlPolicy) -> String {
+        JobSpec::parse_process_video(body, policy)
             .unwrap_err()
             .field
     }
@@ -451,51 +451,51 @@ mod tests {
     fn names_the_offending_field() {
         let ok_url = "https://example.com/v.mp4";
         assert_eq!(
-            field_of(json!({"job_id": "nope", "video_url": ok_url}), STRICT),
+            field_of(&json!({"job_id": "nope", "video_url": ok_url}), STRICT),
             "job_id"
         );
-        assert_eq!(field_of(json!({"video_url": ok_url}), STRICT), "job_id");
-        assert_eq!(field_of(json!({"job_id": ID}), STRICT), "video_url");
+        assert_eq!(field_of(&json!({"video_url": ok_url}), STRICT), "job_id");
+        assert_eq!(field_of(&json!({"job_id": ID}), STRICT), "video_url");
         assert_eq!(
             field_of(
-                json!({"job_id": ID, "video_url": ok_url, "language": "fr"}),
+                &json!({"job_id": ID, "video_url": ok_url, "language": "fr"}),
                 STRICT
             ),
             "language"
         );
         assert_eq!(
             field_of(
-                json!({"job_id": ID, "video_url": ok_url, "max_workers": 17}),
+                &json!({"job_id": ID, "video_url": ok_url, "max_workers": 17}),
                 STRICT
             ),
             "max_workers"
         );
         assert_eq!(
             field_of(
-                json!({"job_id": ID, "video_url": ok_url, "max_workers": 0}),
+                &json!({"job_id": ID, "video_url": ok_url, "max_workers": 0}),
                 STRICT
             ),
             "max_workers"
         );
         assert_eq!(
             field_of(
-                json!({"job_id": ID, "video_url": ok_url, "enable_gpu": "yes"}),
+                &json!({"job_id": ID, "video_url": ok_url, "enable_gpu": "yes"}),
                 STRICT
             ),
             "enable_gpu"
         );
         assert_eq!(
-            field_of(json!({"job_id": 5, "video_url": ok_url}), STRICT),
+            field_of(&json!({"job_id": 5, "video_url": ok_url}), STRICT),
             "job_id"
         );
         assert_eq!(
             field_of(
-                json!({"job_id": ID, "video_url": ok_url, "fastapi_base_url": "backend"}),
+                &json!({"job_id": ID, "video_url": ok_url, "fastapi_base_url": "backend"}),
                 STRICT
             ),
             "fastapi_base_url"
         );
-        assert_eq!(field_of(json!([1, 2]), STRICT), "body");
+        assert_eq!(field_of(&json!([1, 2]), STRICT), "body");
     }
 
     #[test]
@@ -569,14 +569,14 @@ mod tests {
         assert_eq!(spec.speakers.num, Some(2));
         assert_eq!(
             field_of(
-                json!({"job_id": ID, "video_url": url, "min_speakers": 3, "max_speakers": 2}),
+                &json!({"job_id": ID, "video_url": url, "min_speakers": 3, "max_speakers": 2}),
                 STRICT
             ),
             "min_speakers"
         );
         assert_eq!(
             field_of(
-                json!({"job_id": ID, "video_url": url, "num_speakers": 0}),
+                &json!({"job_id": ID, "video_url": url, "num_speakers": 0}),
                 STRICT
             ),
             "num_speakers"
@@ -587,7 +587,7 @@ mod tests {
     fn control_characters_are_refused() {
         assert_eq!(
             field_of(
-                json!({"job_id": ID, "video_url": "https://example.com/\u{0007}.mp4"}),
+                &json!({"job_id": ID, "video_url": "https://example.com/\u{0007}.mp4"}),
                 STRICT
             ),
             "video_url"

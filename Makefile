@@ -1,0 +1,43 @@
+# Set-up and everyday commands. `make demo` and `make test` each install what they need.
+SHELL := /bin/bash
+.SHELLFLAGS := -euo pipefail -c
+
+MODEL_DIR ?= $(or $(ECG_MODEL_DIR),$(CURDIR)/models)
+export ECG_MODEL_DIR := $(MODEL_DIR)
+DEMO_VIDEO := data/demo/sample.mp4
+
+.PHONY: deps models build demo test lint test-python test-rust test-template
+
+## System packages (apt) and the project's Python venv.
+deps:
+	infra/system-deps.sh
+	infra/python-env.sh >/dev/null
+
+## Whisper base (converted to ggml), Silero VAD and ONNX Runtime into $(MODEL_DIR).
+models: deps
+	infra/models/provision.sh "$(MODEL_DIR)"
+
+build: deps
+	cargo build --release --bin ecg
+
+## Analyse a generated two-speaker video with the embedded default.
+demo: models build
+	infra/demo/sample.sh $(DEMO_VIDEO)
+	target/release/ecg analyze $(DEMO_VIDEO)
+
+lint:
+	cargo fmt --all -- --check
+	cargo clippy --workspace --all-targets -- -D warnings
+
+test-python: deps
+	$$(infra/python-env.sh --test) -m pytest -q -c infra/pytest.ini infra
+
+test-rust: models
+	cargo test --workspace --no-fail-fast
+
+## The SAM template, through cfn-lint and `sam validate --lint` (offline).
+test-template: deps
+	infra/aws/check-template.sh
+
+## Every check and test.
+test: deps models lint test-python test-template test-rust

@@ -1,0 +1,11 @@
+//! What the `ecg` and `gpu-runner` binaries share: their settings (flags with environment
+//! variables) and the assembly of the speech pipeline from its stages, loaded once per process.
+//! Binaries pick the job store and queue; everything else about running a job is built here.
+
+mod settings;
+mod shutdown;
+mod stages;
+
+pub use settings::{CallbackArgs, DownloadArgs, ModelArgs};
+pub use shutdown::cancel_on_signal;
+pub use stages::{health_checks, pipeline};

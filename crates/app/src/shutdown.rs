@@ -1,0 +1,25 @@
+//! Stopping on SIGTERM (how systemd, EC2 and container runtimes stop a service) or Ctrl-C.
+
+use tokio_util::sync::CancellationToken;
+
+/// Cancels `shutdown` when a stop signal arrives; returns when it is cancelled either way.
+pub async fn cancel_on_signal(shutdown: CancellationToken) {
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "cannot listen for SIGTERM");
+                std::future::pending::<()>().await;
+            }
+        }
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {},
+        () = term => {},
+        () = shutdown.cancelled() => return,
+    }
+    tracing::info!("stop signal received: finishing in-flight work");
+    shutdown.cancel();
+}

@@ -1,0 +1,116 @@
+//! The pipeline's stages, loaded once per process and shared by every job.
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use ecg_audio::{AcousticAnalyzer, MediaDecoder};
+use ecg_core::audio::{Audio, TimeSpan};
+use ecg_core::error::StageError;
+use ecg_core::pipeline::Pipeline;
+use ecg_core::ports::{BlobFetcher, HealthCheck};
+use ecg_core::stages::{AsrOptions, SingleSpeaker, Transcriber, Transcript, VoiceDetector};
+use ecg_speech::{SileroVad, WhisperTranscriber};
+
+use crate::settings::ModelArgs;
+
+/// Builds the pipeline. A model that cannot load does not stop the process: its stage fails
+/// every job with MODEL_LOADING_ERROR and `/health` names it, until the operator fixes it.
+pub fn pipeline(models: &ModelArgs, fetcher: Arc<dyn BlobFetcher>) -> Pipeline {
+    Pipeline {
+        fetcher,
+        decoder: Arc::new(MediaDecoder::new()),
+        voice: Arc::new(Loaded::from(
+            SileroVad::new(models.vad.clone()).map(Arc::new),
+        )),
+        diarizer: Arc::new(SingleSpeaker),
+        transcriber: Arc::new(Loaded::from(
+            WhisperTranscriber::new(&models.asr).map(Arc::new),
+        )),
+        features: Arc::new(AcousticAnalyzer::new()),
+        emotion: None,
+        scratch_dir: None,
+    }
+}
+
+/// `/health`'s view of the models: loaded, or why not.
+pub fn health_checks(pipeline: &Pipeline) -> Vec<Arc<dyn HealthCheck>> {
+    vec![Arc::new(ModelsCheck {
+        transcriber: Arc::clone(&pipeline.transcriber),
+        voice: Arc::clone(&pipeline.voice),
+    })]
+}
+
+/// A model stage, or the reason it failed to load.
+enum Loaded<T: ?Sized> {
+    Ready(Arc<T>),
+    Failed(String),
+}
+
+impl<T: ?Sized> From<Result<Arc<T>, StageError>> for Loaded<T> {
+    fn from(loaded: Result<Arc<T>, StageError>) -> Self {
+        match loaded {
+            Ok(stage) => Loaded::Ready(stage),
+            Err(e) => {
+                tracing::error!(error = %e, "model failed to load; jobs will fail with MODEL_LOADING_ERROR");
+                Loaded::Failed(e.to_string())
+            }
+        }
+    }
+}
+
+impl<T: ?Sized> Loaded<T> {
+    fn get(&self) -> Result<&T, StageError> {
+        match self {
+            Loaded::Ready(stage) => Ok(stage),
+            Loaded::Failed(reason) => Err(StageError::ModelLoading(reason.clone())),
+        }
+    }
+}
+
+impl<T: VoiceDetector + ?Sized> VoiceDetector for Loaded<T> {
+    fn speech_regions(&self, audio: &Audio) -> Result<Vec<TimeSpan>, StageError> {
+        self.get()?.speech_regions(audio)
+    }
+
+    fn readiness(&self) -> Result<String, String> {
+        self.get().map_err(|e| e.to_string())?.readiness()
+    }
+}
+
+impl<T: Transcriber + ?Sized> Transcriber for Loaded<T> {
+    fn transcribe(
+        &self,
+        audio: &Audio,
+        speech: &[TimeSpan],
+        options: AsrOptions,
+    ) -> Result<Transcript, StageError> {
+        self.get()?.transcribe(audio, speech, options)
+    }
+
+    fn model_name(&self) -> String {
+        self.get()
+            .map_or_else(|_| "none".to_owned(), Transcriber::model_name)
+    }
+
+    fn readiness(&self) -> Result<String, String> {
+        self.get().map_err(|e| e.to_string())?.readiness()
+    }
+}
+
+struct ModelsCheck {
+    transcriber: Arc<dyn Transcriber>,
+    voice: Arc<dyn VoiceDetector>,
+}
+
+#[async_trait]
+impl HealthCheck for ModelsCheck {
+    fn name(&self) -> &'static str {
+        "models"
+    }
+
+    async fn check(&self) -> Result<String, String> {
+        let asr = self.transcriber.readiness()?;
+        let vad = self.voice.readiness()?;
+        Ok(format!("{asr}; {vad}"))
+    }
+}

@@ -1,0 +1,27 @@
+#!/usr/bin/env bash
+# Makes the demo video: two synthetic voices in a short dialogue, as an mp4 (AAC audio over a
+# still frame), the kind of file the service receives. Deterministic, nothing downloaded.
+set -euo pipefail
+out=${1:?usage: sample.sh OUT.mp4}
+[[ -s $out ]] && exit 0
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
+lines=(
+  "en-us+m3|Good morning. Thank you for joining our weekly product meeting."
+  "en-gb+f2|Thanks. I would like to start with the results of the new subtitle feature."
+  "en-us+m3|Sure. How many videos did we process last week?"
+  "en-gb+f2|About twelve thousand, and the feedback from creators was very positive."
+)
+list=$work/list.txt
+for i in "${!lines[@]}"; do
+  voice=${lines[$i]%%|*}
+  text=${lines[$i]#*|}
+  espeak-ng -v "$voice" -s 150 -w "$work/line$i.wav" "$text"
+  sox "$work/line$i.wav" -r 16000 -c 1 "$work/part$i.wav" pad 0 0.6
+  echo "file '$work/part$i.wav'" >> "$list"
+done
+ffmpeg -loglevel error -y -f concat -safe 0 -i "$list" "$work/speech.wav"
+mkdir -p "$(dirname "$out")"
+ffmpeg -loglevel error -y -f lavfi -i color=c=navy:s=320x240:r=5 -i "$work/speech.wav" \
+  -shortest -c:v mpeg4 -c:a aac -b:a 96k "$out"
+echo "demo: wrote $out" >&2

@@ -1,0 +1,81 @@
+//! `ecg analyze`: one file through the whole pipeline, the result on stdout.
+
+use std::io::Write;
+use std::sync::Arc;
+
+use anyhow::Context;
+use async_trait::async_trait;
+use ecg_app::ModelArgs;
+use ecg_core::job::JobId;
+use ecg_core::pipeline::ProgressSink;
+use ecg_core::progress::Step;
+use ecg_core::request::{JobSpec, UrlPolicy};
+use ecg_core::subtitles::{SubtitleFormat, render};
+use ecg_net::{FetchConfig, HttpFetcher};
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use serde_json::json;
+
+use crate::config::{AnalyzeArgs, OutputFormat};
+
+pub async fn run(models: ModelArgs, args: AnalyzeArgs) -> anyhow::Result<()> {
+    // The same validation as the API, with local files and URLs allowed: this is the operator's machine.
+    let request = json!({
+        "job_id": JobId::new().to_string(),
+        "video_url": args.input,
+        "language": config_language(&args),
+        "emotion_detection": !args.no_emotion,
+        "num_speakers": args.num_speakers,
+        "min_speakers": args.min_speakers,
+        "max_speakers": args.max_speakers,
+    });
+    let policy = UrlPolicy { allow_local: true };
+    let spec = JobSpec::parse_process_video(&request, policy)
+        .map_err(|e| anyhow::anyhow!("invalid {e}"))?;
+    let fetcher = HttpFetcher::new(FetchConfig {
+        allow_local: true,
+        ..FetchConfig::default()
+    })?;
+    let pipeline = ecg_app::pipeline(&models, Arc::new(fetcher));
+
+    let bar = Bar::new();
+    let outcome = pipeline.run(&spec, &bar).await;
+    bar.0.finish_and_clear();
+    let result = outcome.map_err(|e| anyhow::anyhow!("[{}] {}", e.code().as_str(), e))?;
+
+    let text = match args.format {
+        OutputFormat::Json => serde_json::to_string_pretty(&result)? + "\n",
+        OutputFormat::Srt => render(&result, SubtitleFormat::Srt, args.speaker_labels),
+        OutputFormat::Vtt => render(&result, SubtitleFormat::Vtt, args.speaker_labels),
+    };
+    match &args.output {
+        Some(path) => std::fs::write(path, text)
+            .with_context(|| format!("cannot write {}", path.display()))?,
+        None => std::io::stdout().lock().write_all(text.as_bytes())?,
+    }
+    Ok(())
+}
+
+fn config_language(args: &AnalyzeArgs) -> &'static str {
+    ecg_core::request::Language::from(args.language).as_str()
+}
+
+/// A progress bar on stderr, drawn only when stderr is a terminal.
+struct Bar(ProgressBar);
+
+impl Bar {
+    fn new() -> Self {
+        let bar = ProgressBar::with_draw_target(Some(100), ProgressDrawTarget::stderr());
+        if let Ok(style) = ProgressStyle::with_template("{bar:30} {pos:>3}% {msg}") {
+            bar.set_style(style);
+        }
+        Self(bar)
+    }
+}
+
+#[async_trait]
+impl ProgressSink for Bar {
+    async fn reached(&self, step: Step) {
+        self.0.set_position(u64::from(step.percent()));
+        self.0.set_message(step.message());
+    }
+}

@@ -1,0 +1,109 @@
+//! Command line and environment: every setting is a flag with an environment variable.
+
+use std::net::IpAddr;
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use ecg_app::{CallbackArgs, DownloadArgs, ModelArgs};
+use ecg_core::request::Language;
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "ecg",
+    version,
+    about = "ECG Audio Analyzer: speech analysis for video subtitles"
+)]
+pub struct Cli {
+    #[command(flatten, next_help_heading = "Models")]
+    pub models: ModelArgs,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Analyse one file or URL and print the result (JSON, SRT or VTT) on stdout.
+    Analyze(AnalyzeArgs),
+    /// Serve the API and run jobs in this process (embedded job store and queue).
+    Serve(ServeArgs),
+}
+
+#[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum OutputFormat {
+    Json,
+    Srt,
+    Vtt,
+}
+
+#[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LanguageArg {
+    Auto,
+    Ko,
+    En,
+    Ja,
+    Zh,
+}
+
+impl From<LanguageArg> for Language {
+    fn from(arg: LanguageArg) -> Self {
+        match arg {
+            LanguageArg::Auto => Language::Auto,
+            LanguageArg::Ko => Language::Ko,
+            LanguageArg::En => Language::En,
+            LanguageArg::Ja => Language::Ja,
+            LanguageArg::Zh => Language::Zh,
+        }
+    }
+}
+
+#[derive(Args, Debug)]
+pub struct AnalyzeArgs {
+    /// A local media file, or an http(s) URL.
+    pub input: String,
+    #[arg(long, value_enum, default_value = "auto")]
+    pub language: LanguageArg,
+    #[arg(long, value_enum, default_value = "json")]
+    pub format: OutputFormat,
+    /// Write the output here instead of stdout.
+    #[arg(short, long)]
+    pub output: Option<PathBuf>,
+    /// Prefix subtitle cues with the speaker id.
+    #[arg(long)]
+    pub speaker_labels: bool,
+    /// Skip the emotion stage.
+    #[arg(long)]
+    pub no_emotion: bool,
+    /// Exact number of speakers, when known.
+    #[arg(long)]
+    pub num_speakers: Option<u8>,
+    #[arg(long)]
+    pub min_speakers: Option<u8>,
+    #[arg(long)]
+    pub max_speakers: Option<u8>,
+}
+
+#[derive(Args, Debug)]
+pub struct ServeArgs {
+    #[arg(long, env = "ECG_HOST", default_value = "127.0.0.1")]
+    pub host: IpAddr,
+    #[arg(long, env = "ECG_PORT", default_value_t = 8001)]
+    pub port: u16,
+    /// Where the embedded job store lives.
+    #[arg(long, env = "ECG_DATA_DIR", default_value = "data")]
+    pub data_dir: PathBuf,
+    #[command(flatten)]
+    pub callbacks: CallbackArgs,
+    #[command(flatten)]
+    pub downloads: DownloadArgs,
+    /// Comma-separated CORS allow-list.
+    #[arg(
+        long,
+        env = "ECG_CORS_ORIGINS",
+        value_delimiter = ',',
+        default_value = "http://localhost:3000,http://localhost:8000"
+    )]
+    pub cors_origins: Vec<String>,
+    /// Jobs that run at the same time.
+    #[arg(long, env = "ECG_WORKERS", default_value_t = 1)]
+    pub workers: usize,
+}

@@ -1,0 +1,70 @@
+//! `ecg serve`: the API and the worker in one process, on the embedded job store and queue.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use ecg_api::{ApiConfig, AppState};
+use ecg_app::ModelArgs;
+use ecg_core::ports::{JobQueue, JobStore};
+use ecg_core::request::UrlPolicy;
+use ecg_local::{InProcessQueue, SqliteJobStore};
+use ecg_net::{HttpFetcher, WebhookNotifier};
+use ecg_runner::{Runner, RunnerConfig};
+use tokio_util::sync::CancellationToken;
+use tracing::info;
+
+use crate::config::ServeArgs;
+
+pub async fn run(models: ModelArgs, args: ServeArgs) -> anyhow::Result<()> {
+    let store: Arc<dyn JobStore> = Arc::new(SqliteJobStore::open(&args.data_dir)?);
+    let queue: Arc<dyn JobQueue> = Arc::new(InProcessQueue::new());
+    let allow_local = args.downloads.allow_local_urls;
+    let notifier = WebhookNotifier::new(args.callbacks.notifier_config(allow_local))?;
+    let fetcher =
+        HttpFetcher::new(args.downloads.fetch_config()).context("cannot build the HTTP client")?;
+    let pipeline = ecg_app::pipeline(&models, Arc::new(fetcher));
+    let checks = ecg_app::health_checks(&pipeline);
+    let runner = Arc::new(Runner {
+        store: Arc::clone(&store),
+        queue: Arc::clone(&queue),
+        notifier: Arc::new(notifier),
+        pipeline,
+        config: RunnerConfig {
+            concurrency: args.workers.max(1),
+            poll_wait: Duration::from_secs(5),
+            backend_url: args.callbacks.backend_url.clone(),
+            ..RunnerConfig::default()
+        },
+    });
+    runner
+        .recover()
+        .await
+        .context("cannot recover jobs from the last run")?;
+
+    let shutdown = CancellationToken::new();
+    let worker = tokio::spawn(Arc::clone(&runner).run(shutdown.clone()));
+    let state = AppState {
+        store,
+        queue,
+        checks,
+        config: Arc::new(ApiConfig {
+            url_policy: UrlPolicy { allow_local },
+            cors_origins: args.cors_origins.clone(),
+            ..ApiConfig::default()
+        }),
+    };
+    let listener = tokio::net::TcpListener::bind((args.host, args.port))
+        .await
+        .with_context(|| format!("cannot listen on {}:{}", args.host, args.port))?;
+    let addr = listener.local_addr()?;
+    info!(%addr, data_dir = %args.data_dir.display(), "serving");
+    // One line on stdout, for scripts and tests that start the server on port 0.
+    println!("listening on http://{addr}");
+    axum::serve(listener, ecg_api::router(state))
+        .with_graceful_shutdown(ecg_app::cancel_on_signal(shutdown.clone()))
+        .await?;
+    shutdown.cancel();
+    worker.await.context("worker crashed")?;
+    Ok(())
+}

@@ -1,0 +1,234 @@
+//! Real processes and servers on 127.0.0.1 for black-box tests of `ecg serve`.
+
+use std::io::{BufRead, BufReader};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::{Path as UrlPath, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::routing::{get, post};
+use serde_json::Value;
+
+pub const SECRET: &str = "test-callback-secret";
+
+/// The workspace's model directory, where `make models` puts them.
+pub fn model_dir() -> PathBuf {
+    std::env::var_os("ECG_MODEL_DIR").map_or_else(
+        || Path::new(env!("CARGO_MANIFEST_DIR")).join("models"),
+        PathBuf::from,
+    )
+}
+
+/// `ecg serve` as a child process on a free port, killed on drop.
+pub struct Server {
+    child: Child,
+    pub base: String,
+}
+
+impl Server {
+    pub fn start(data_dir: &Path) -> Self {
+        assert!(
+            model_dir().join("ggml-base.bin").exists(),
+            "models missing in {}: run `make models`",
+            model_dir().display()
+        );
+        let mut child = Command::new(env!("CARGO_BIN_EXE_ecg"))
+            .args(["serve", "--port", "0", "--data-dir"])
+            .arg(data_dir)
+            .env("ECG_MODEL_DIR", model_dir())
+            .env("ECG_ALLOW_LOCAL_URLS", "true")
+            .env("ECG_CALLBACK_SECRET", SECRET)
+            .env("ECG_ASR_THREADS", "2")
+            .env_remove("BACKEND_URL")
+            .stdout(Stdio::piped())
+            .stderr(if std::env::var_os("TEST_LOG").is_some() {
+                Stdio::inherit()
+            } else {
+                Stdio::null()
+            })
+            .spawn()
+            .expect("ecg serve starts");
+        let stdout = child.stdout.take().expect("stdout piped");
+        let mut line = String::new();
+        BufReader::new(stdout)
+            .read_line(&mut line)
+            .expect("ecg serve prints its address");
+        let base = line
+            .trim()
+            .strip_prefix("listening on ")
+            .expect("a 'listening on' line")
+            .to_owned();
+        Self { child, base }
+    }
+
+    /// Ends the process at once, as a crash would.
+    pub fn kill(mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A backend that records every callback; it can answer 500 to the first N terminal ones.
+#[derive(Clone, Default)]
+pub struct Receiver {
+    pub calls: Arc<Mutex<Vec<(HeaderMap, Bytes)>>>,
+    fail_terminal: Arc<AtomicUsize>,
+    pub addr: Option<SocketAddr>,
+}
+
+impl Receiver {
+    pub async fn start(fail_terminal: usize) -> Self {
+        let mut receiver = Receiver {
+            fail_terminal: Arc::new(AtomicUsize::new(fail_terminal)),
+            ..Self::default()
+        };
+        let app = Router::new()
+            .route("/api/upload-video/result", post(record))
+            .with_state(receiver.clone());
+        receiver.addr = Some(serve(app).await);
+        receiver
+    }
+
+    pub fn base_url(&self) -> String {
+        format!("http://{}", self.addr.expect("started"))
+    }
+
+    /// Callbacks answered with 200, as JSON, in arrival order.
+    pub fn accepted(&self) -> Vec<Value> {
+        self.all()
+            .into_iter()
+            .filter(|(status, _)| *status == StatusCode::OK)
+            .map(|(_, v)| v)
+            .collect()
+    }
+
+    /// Every callback with the status it was answered with.
+    pub fn all(&self) -> Vec<(StatusCode, Value)> {
+        let calls = self.calls.lock().unwrap();
+        calls
+            .iter()
+            .map(|(headers, body)| {
+                let status = headers
+                    .get("x-test-answered")
+                    .and_then(|v| v.to_str().ok())
+                    .and_then(|v| v.parse::<u16>().ok())
+                    .and_then(|v| StatusCode::from_u16(v).ok())
+                    .unwrap_or(StatusCode::OK);
+                (
+                    status,
+                    serde_json::from_slice(body).expect("callback body is JSON"),
+                )
+            })
+            .collect()
+    }
+}
+
+async fn record(
+    State(receiver): State<Receiver>,
+    mut headers: HeaderMap,
+    body: Bytes,
+) -> StatusCode {
+    let terminal = serde_json::from_slice::<Value>(&body)
+        .map(|v| v["status"] != "processing")
+        .unwrap_or(false);
+    let fail = terminal
+        && receiver
+            .fail_terminal
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
+            .is_ok();
+    let status = if fail {
+        StatusCode::INTERNAL_SERVER_ERROR
+    } else {
+        StatusCode::OK
+    };
+    headers.insert("x-test-answered", status.as_u16().into());
+    receiver.calls.lock().unwrap().push((headers, body));
+    status
+}
+
+/// Serves the files of a directory over plain HTTP.
+pub async fn media_server(dir: PathBuf) -> String {
+    let app = Router::new().route("/{name}", get(file)).with_state(dir);
+    format!("http://{}", serve(app).await)
+}
+
+async fn file(
+    State(dir): State<PathBuf>,
+    UrlPath(name): UrlPath<String>,
+) -> Result<Vec<u8>, StatusCode> {
+    tokio::fs::read(dir.join(name))
+        .await
+        .map_err(|_| StatusCode::NOT_FOUND)
+}
+
+async fn serve(app: Router) -> SocketAddr {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    addr
+}
+
+/// English speech from espeak-ng, as a WAV file.
+pub fn speech_wav(path: &Path, text: &str) {
+    let status = Command::new("espeak-ng")
+        .args(["-v", "en-us", "-s", "150", "-w"])
+        .arg(path)
+        .arg(text)
+        .status()
+        .expect("espeak-ng is installed (make test installs it)");
+    assert!(status.success());
+}
+
+/// Polls `GET /jobs/{id}` until the job ends.
+pub async fn wait_for_end(
+    client: &reqwest::Client,
+    base: &str,
+    job_id: &str,
+    limit: Duration,
+) -> Value {
+    let started = Instant::now();
+    loop {
+        let body: Value = client
+            .get(format!("{base}/jobs/{job_id}"))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        if body["status"] == "completed" || body["status"] == "failed" {
+            return body;
+        }
+        assert!(
+            started.elapsed() < limit,
+            "job {job_id} did not end in {limit:?}: {body}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+/// Waits until `count` callbacks have been answered with 200.
+pub async fn wait_for_callbacks(receiver: &Receiver, count: usize, limit: Duration) {
+    let started = Instant::now();
+    while receiver.accepted().len() < count {
+        assert!(
+            started.elapsed() < limit,
+            "only {:?} callbacks arrived",
+            receiver.accepted()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}

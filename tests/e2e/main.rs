@@ -1,0 +1,296 @@
+//! End to end over real HTTP on 127.0.0.1: `ecg serve` with real models, a media server and a
+//! backend that records callbacks.
+
+// Helpers panic on purpose: in a test, a broken fixture is a failed test.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod helpers;
+
+use std::time::Duration;
+
+use hmac::{Hmac, Mac};
+use serde_json::{Value, json};
+use sha2::Sha256;
+
+use helpers::{
+    Receiver, SECRET, Server, media_server, speech_wav, wait_for_callbacks, wait_for_end,
+};
+
+const CALLBACK_FIELDS: [&str; 7] = [
+    "job_id",
+    "status",
+    "progress",
+    "message",
+    "result",
+    "error_message",
+    "error_code",
+];
+const JOB_LIMIT: Duration = Duration::from_secs(300);
+
+fn new_job_id() -> String {
+    uuid::Uuid::new_v4().to_string()
+}
+
+async fn submit(client: &reqwest::Client, server: &Server, body: &Value) -> (u16, Value) {
+    let response = client
+        .post(format!("{}/api/upload-video/process-video", server.base))
+        .json(body)
+        .send()
+        .await
+        .unwrap();
+    (
+        response.status().as_u16(),
+        response.json().await.unwrap_or(Value::Null),
+    )
+}
+
+fn signed_correctly(headers: &axum::http::HeaderMap, body: &[u8]) -> bool {
+    let Some(header) = headers.get("x-signature-256").and_then(|v| v.to_str().ok()) else {
+        return false;
+    };
+    let Some(hex_sig) = header.strip_prefix("sha256=") else {
+        return false;
+    };
+    let mut mac = Hmac::<Sha256>::new_from_slice(SECRET.as_bytes()).unwrap();
+    mac.update(body);
+    hex::decode(hex_sig).is_ok_and(|sig| mac.verify_slice(&sig).is_ok())
+}
+
+#[tokio::test]
+async fn a_job_runs_end_to_end_with_signed_progress_and_result() {
+    let media = tempfile::tempdir().unwrap();
+    speech_wav(
+        &media.path().join("talk.wav"),
+        "Hello and welcome. Today we talk about subtitles for short videos.",
+    );
+    let media_base = media_server(media.path().to_path_buf()).await;
+    let receiver = Receiver::start(0).await;
+    let data = tempfile::tempdir().unwrap();
+    let server = Server::start(data.path());
+    let client = reqwest::Client::new();
+
+    let job_id = new_job_id();
+    let (status, accepted) = submit(
+        &client,
+        &server,
+        &json!({"job_id": job_id, "video_url": format!("{media_base}/talk.wav"),
+                "fastapi_base_url": receiver.base_url(), "language": "en"}),
+    )
+    .await;
+    assert_eq!(status, 200, "{accepted}");
+    assert_eq!(accepted["status"], "processing");
+    assert_eq!(accepted["status_url"], format!("/jobs/{job_id}"));
+
+    let job = wait_for_end(&client, &server.base, &job_id, JOB_LIMIT).await;
+    assert_eq!(job["status"], "completed", "{job}");
+    assert!(job["processing_time"].as_f64().unwrap() > 0.0);
+    assert!(job["completed_at"].as_str().unwrap().ends_with('Z'));
+    wait_for_callbacks(&receiver, 7, Duration::from_secs(30)).await;
+
+    let calls = receiver.calls.lock().unwrap().clone();
+    assert!(
+        calls
+            .iter()
+            .all(|(headers, body)| signed_correctly(headers, body)),
+        "every callback is signed"
+    );
+    let callbacks = receiver.accepted();
+    let progress: Vec<(Value, Value)> = callbacks
+        .iter()
+        .map(|c| (c["status"].clone(), c["progress"].clone()))
+        .collect();
+    assert_eq!(
+        progress,
+        [10, 25, 40, 60, 75, 90]
+            .iter()
+            .map(|p| (json!("processing"), json!(p)))
+            .chain([(json!("completed"), json!(100))])
+            .collect::<Vec<_>>()
+    );
+    assert_eq!(callbacks[3]["message"], "음성을 텍스트로 변환 중...");
+    for callback in &callbacks {
+        assert!(
+            callback
+                .as_object()
+                .unwrap()
+                .keys()
+                .all(|k| CALLBACK_FIELDS.contains(&k.as_str()))
+        );
+        assert_eq!(callback["job_id"], job_id);
+    }
+
+    let result = &callbacks[6]["result"];
+    let text = result["text"].as_str().unwrap().to_lowercase();
+    assert!(
+        text.contains("welcome") && text.contains("subtitles"),
+        "{text}"
+    );
+    assert_eq!(result["language"], "en");
+    assert_eq!(result["metadata"]["language_requested"], "en");
+    assert_eq!(result["metadata"]["processing_mode"], "targeted");
+    assert_eq!(result["metadata"]["model_version"], "ggml-base");
+    let segment = &result["segments"][0];
+    assert_eq!(segment["speaker"]["speaker_id"], "SPEAKER_00");
+    let word = &segment["words"][0];
+    for key in ["volume_db", "pitch_hz", "spectral_centroid"] {
+        assert!(word["acoustic_features"][key].is_number(), "{word}");
+    }
+    assert!(word["end"].as_f64() > word["start"].as_f64());
+    assert_eq!(result["word_segments"].as_array().unwrap().len(), {
+        result["segments"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|s| s["words"].as_array().unwrap().len())
+            .sum::<usize>()
+    });
+    assert!(
+        result["speakers"]["SPEAKER_00"]["total_duration"]
+            .as_f64()
+            .unwrap()
+            > 1.0
+    );
+}
+
+#[tokio::test]
+async fn failures_are_reported_once_with_their_codes_and_survive_a_restart() {
+    let media = tempfile::tempdir().unwrap();
+    std::fs::write(
+        media.path().join("page.mp4"),
+        "<html><body>Not a video</body></html>",
+    )
+    .unwrap();
+    let media_base = media_server(media.path().to_path_buf()).await;
+    let receiver = Receiver::start(0).await;
+    let data = tempfile::tempdir().unwrap();
+    let server = Server::start(data.path());
+    let client = reqwest::Client::new();
+
+    let missing = new_job_id();
+    let not_media = new_job_id();
+    for (id, name) in [(&missing, "missing.mp4"), (&not_media, "page.mp4")] {
+        let body = json!({"job_id": id, "video_url": format!("{media_base}/{name}"), "fastapi_base_url": receiver.base_url()});
+        assert_eq!(submit(&client, &server, &body).await.0, 200);
+    }
+    let job = wait_for_end(&client, &server.base, &missing, JOB_LIMIT).await;
+    assert_eq!(
+        (job["status"].as_str(), job["error_code"].as_str()),
+        (Some("failed"), Some("DOWNLOAD_ERROR"))
+    );
+    assert!(
+        job["error_message"].as_str().unwrap().contains("404"),
+        "{job}"
+    );
+    let job = wait_for_end(&client, &server.base, &not_media, JOB_LIMIT).await;
+    assert_eq!(job["error_code"], "AUDIO_EXTRACTION_ERROR", "{job}");
+
+    // Let any stray callback arrive, then restart on the same data directory.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    server.kill();
+    let server = Server::start(data.path());
+    let job = wait_for_end(&client, &server.base, &missing, Duration::from_secs(5)).await;
+    assert_eq!(job["error_code"], "DOWNLOAD_ERROR");
+    tokio::time::sleep(Duration::from_millis(500)).await;
+
+    let terminal = |id: &str| -> Vec<Value> {
+        receiver
+            .accepted()
+            .into_iter()
+            .filter(|c| c["job_id"] == id && c["status"] != "processing")
+            .collect()
+    };
+    let missing_calls = terminal(&missing);
+    assert_eq!(missing_calls.len(), 1, "{missing_calls:?}");
+    assert_eq!(
+        missing_calls[0],
+        json!({"job_id": missing, "status": "failed", "error_code": "DOWNLOAD_ERROR",
+                                         "error_message": missing_calls[0]["error_message"]})
+    );
+    assert_eq!(terminal(&not_media).len(), 1);
+    assert_eq!(
+        terminal(&not_media)[0]["error_code"],
+        "AUDIO_EXTRACTION_ERROR"
+    );
+    // The download failed before the first step; the undecodable file got as far as "downloaded".
+    let progress_of = |id: &str| {
+        receiver
+            .accepted()
+            .iter()
+            .filter(|c| c["job_id"] == id && c["status"] == "processing")
+            .count()
+    };
+    assert_eq!((progress_of(&missing), progress_of(&not_media)), (0, 1));
+}
+
+#[tokio::test]
+async fn a_flaky_backend_still_gets_the_completion_exactly_once() {
+    let media = tempfile::tempdir().unwrap();
+    speech_wav(&media.path().join("short.wav"), "Thank you for listening.");
+    let media_base = media_server(media.path().to_path_buf()).await;
+    let receiver = Receiver::start(2).await;
+    let data = tempfile::tempdir().unwrap();
+    let server = Server::start(data.path());
+    let client = reqwest::Client::new();
+
+    let job_id = new_job_id();
+    let body = json!({"job_id": job_id, "video_url": format!("{media_base}/short.wav"),
+                      "fastapi_base_url": receiver.base_url(), "emotion_detection": false});
+    assert_eq!(submit(&client, &server, &body).await.0, 200);
+    assert_eq!(
+        wait_for_end(&client, &server.base, &job_id, JOB_LIMIT).await["status"],
+        "completed"
+    );
+    // Five progress steps (no emotion step), then the completion once it is answered with 200.
+    wait_for_callbacks(&receiver, 6, Duration::from_secs(60)).await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let terminal: Vec<(u16, Value)> = receiver
+        .all()
+        .into_iter()
+        .filter(|(_, c)| c["status"] == "completed")
+        .map(|(s, c)| (s.as_u16(), c))
+        .collect();
+    assert_eq!(
+        terminal.iter().map(|(s, _)| *s).collect::<Vec<_>>(),
+        [500, 500, 200]
+    );
+    let progress: Vec<Value> = receiver
+        .accepted()
+        .iter()
+        .filter(|c| c["status"] == "processing")
+        .map(|c| c["progress"].clone())
+        .collect();
+    assert_eq!(
+        progress,
+        [json!(10), json!(25), json!(40), json!(60), json!(90)]
+    );
+}
+
+#[tokio::test]
+async fn invalid_requests_get_a_4xx_naming_the_field() {
+    let data = tempfile::tempdir().unwrap();
+    let server = Server::start(data.path());
+    let client = reqwest::Client::new();
+    let (status, body) = submit(
+        &client,
+        &server,
+        &json!({"job_id": "not-a-uuid", "video_url": "https://example.com/v.mp4"}),
+    )
+    .await;
+    assert_eq!((status, body["field"].as_str()), (422, Some("job_id")));
+    let (status, body) = submit(
+        &client,
+        &server,
+        &json!({"job_id": new_job_id(), "video_url": "ftp://example.com/v.mp4"}),
+    )
+    .await;
+    assert_eq!((status, body["field"].as_str()), (422, Some("video_url")));
+    let health: Value = client
+        .get(format!("{}/health", server.base))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(health["status"], "healthy", "{health}");
+}
