@@ -12,6 +12,8 @@ pub struct ModelArgs {
     pub asr: ecg_speech::AsrConfig,
     #[command(flatten)]
     pub vad: ecg_speech::VadConfig,
+    #[command(flatten)]
+    pub emotion: ecg_emotion::EmotionConfig,
 }
 
 /// How the backend is told.

@@ -5,10 +5,13 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use ecg_audio::{AcousticAnalyzer, MediaDecoder};
 use ecg_core::audio::{Audio, TimeSpan};
+use ecg_core::contract::AnalysisResult;
 use ecg_core::error::StageError;
 use ecg_core::pipeline::Pipeline;
 use ecg_core::ports::{BlobFetcher, HealthCheck};
-use ecg_core::stages::{AsrOptions, SingleSpeaker, Transcriber, Transcript, VoiceDetector};
+use ecg_core::stages::{
+    AsrOptions, EmotionAnalyzer, SingleSpeaker, Transcriber, Transcript, VoiceDetector,
+};
 use ecg_speech::{SileroVad, WhisperTranscriber};
 
 use crate::settings::ModelArgs;
@@ -27,7 +30,9 @@ pub fn pipeline(models: &ModelArgs, fetcher: Arc<dyn BlobFetcher>) -> Pipeline {
             WhisperTranscriber::new(&models.asr).map(Arc::new),
         )),
         features: Arc::new(AcousticAnalyzer::new()),
-        emotion: None,
+        emotion: Some(Arc::new(Loaded::from(ecg_emotion::emotion_from_config(
+            &models.emotion,
+        )))),
         scratch_dir: None,
     }
 }
@@ -37,6 +42,7 @@ pub fn health_checks(pipeline: &Pipeline) -> Vec<Arc<dyn HealthCheck>> {
     vec![Arc::new(ModelsCheck {
         transcriber: Arc::clone(&pipeline.transcriber),
         voice: Arc::clone(&pipeline.voice),
+        emotion: pipeline.emotion.clone(),
     })]
 }
 
@@ -97,9 +103,20 @@ impl<T: Transcriber + ?Sized> Transcriber for Loaded<T> {
     }
 }
 
+impl<T: EmotionAnalyzer + ?Sized> EmotionAnalyzer for Loaded<T> {
+    fn annotate(&self, audio: &Audio, result: &mut AnalysisResult) -> Result<(), StageError> {
+        self.get()?.annotate(audio, result)
+    }
+
+    fn readiness(&self) -> Result<String, String> {
+        self.get().map_err(|e| e.to_string())?.readiness()
+    }
+}
+
 struct ModelsCheck {
     transcriber: Arc<dyn Transcriber>,
     voice: Arc<dyn VoiceDetector>,
+    emotion: Option<Arc<dyn EmotionAnalyzer>>,
 }
 
 #[async_trait]
@@ -111,6 +128,10 @@ impl HealthCheck for ModelsCheck {
     async fn check(&self) -> Result<String, String> {
         let asr = self.transcriber.readiness()?;
         let vad = self.voice.readiness()?;
-        Ok(format!("{asr}; {vad}"))
+        let emotion = self
+            .emotion
+            .as_ref()
+            .map_or(Ok("emotion off".to_owned()), |e| e.readiness())?;
+        Ok(format!("{asr}; {vad}; {emotion}"))
     }
 }

@@ -120,4 +120,9 @@ pub trait FeatureExtractor: Send + Sync {
 /// `metadata.emotion_method` of an assembled result.
 pub trait EmotionAnalyzer: Send + Sync {
     fn annotate(&self, audio: &Audio, result: &mut AnalysisResult) -> Result<(), StageError>;
+
+    /// For `/health`: `Ok(detail)` when the stage can run, `Err(reason)` otherwise.
+    fn readiness(&self) -> Result<String, String> {
+        Ok("emotion ready".to_owned())
+    }
 }
