@@ -6,7 +6,7 @@ MODEL_DIR ?= $(or $(ECG_MODEL_DIR),$(CURDIR)/models)
 export ECG_MODEL_DIR := $(MODEL_DIR)
 DEMO_VIDEO := data/demo/sample.mp4
 
-.PHONY: deps models build demo test lint test-python test-rust test-template
+.PHONY: deps models build demo test lint test-python test-rust test-template bench test-hostile load fuzz
 
 ## System packages (apt) and the project's Python venv.
 deps:
@@ -35,9 +35,27 @@ test-python: deps
 test-rust: models
 	cargo test --workspace --no-fail-fast
 
+## The hostile-input suite alone (also part of test-rust): `ecg serve` against hostile requests,
+## URLs, media and servers on 127.0.0.1.
+test-hostile: models
+	cargo test --test hostile -- --nocapture
+
+## 100 concurrent jobs on one `ecg serve` (LOAD_JOBS, LOAD_WORKERS): time, peak RSS, leaks.
+load: models
+	cargo test --release --test load -- --ignored --nocapture
+
+## Each fuzz target for FUZZ_SECONDS (default 60); needs a nightly toolchain.
+fuzz: deps
+	infra/fuzz.sh
+
 ## The SAM template, through cfn-lint and `sam validate --lint` (offline).
 test-template: deps
 	infra/aws/check-template.sh
 
 ## Every check and test.
 test: deps models lint test-python test-template test-rust
+
+## Our pipeline against faster-whisper, stage times, memory, cold starts → BENCHMARKS.md
+## (bench/run.sh lists its settings: BENCH_LENGTHS, BENCH_RUNS, ECG_ASR_THREADS, BENCH_QUICK=1, ...).
+bench: models
+	bench/run.sh

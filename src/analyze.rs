@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use async_trait::async_trait;
-use ecg_app::ModelArgs;
+use ecg_app::{DecodeArgs, ModelArgs};
 use ecg_core::job::JobId;
 use ecg_core::pipeline::ProgressSink;
 use ecg_core::progress::Step;
@@ -17,7 +17,7 @@ use serde_json::json;
 
 use crate::config::{AnalyzeArgs, OutputFormat};
 
-pub async fn run(models: ModelArgs, args: AnalyzeArgs) -> anyhow::Result<()> {
+pub async fn run(models: ModelArgs, decode: &DecodeArgs, args: AnalyzeArgs) -> anyhow::Result<()> {
     // The same validation as the API, with local files and URLs allowed: this is the operator's machine.
     let request = json!({
         "job_id": JobId::new().to_string(),
@@ -28,14 +28,17 @@ pub async fn run(models: ModelArgs, args: AnalyzeArgs) -> anyhow::Result<()> {
         "min_speakers": args.min_speakers,
         "max_speakers": args.max_speakers,
     });
-    let policy = UrlPolicy { allow_local: true };
-    let spec = JobSpec::parse_process_video(&request, policy)
+    let policy = UrlPolicy {
+        allow_local: true,
+        ..UrlPolicy::default()
+    };
+    let spec = JobSpec::parse_process_video(&request, &policy)
         .map_err(|e| anyhow::anyhow!("invalid {e}"))?;
     let fetcher = HttpFetcher::new(FetchConfig {
         allow_local: true,
         ..FetchConfig::default()
     })?;
-    let pipeline = ecg_app::pipeline(&models, Arc::new(fetcher));
+    let pipeline = ecg_app::pipeline(&models, decode, Arc::new(fetcher));
 
     let bar = Bar::new();
     let outcome = pipeline.run(&spec, &bar).await;

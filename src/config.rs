@@ -4,7 +4,7 @@ use std::net::IpAddr;
 use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
-use ecg_app::{CallbackArgs, DownloadArgs, ModelArgs};
+use ecg_app::{CallbackArgs, DecodeArgs, DownloadArgs, ModelArgs};
 use ecg_core::request::Language;
 
 #[derive(Parser, Debug)]
@@ -16,6 +16,8 @@ use ecg_core::request::Language;
 pub struct Cli {
     #[command(flatten, next_help_heading = "Models")]
     pub models: ModelArgs,
+    #[command(flatten, next_help_heading = "Media limits")]
+    pub decode: DecodeArgs,
     #[command(subcommand)]
     pub command: Command,
 }
@@ -25,7 +27,8 @@ pub enum Command {
     /// Analyse one file or URL and print the result (JSON, SRT or VTT) on stdout.
     Analyze(AnalyzeArgs),
     /// Serve the API and run jobs in this process (embedded job store and queue).
-    Serve(ServeArgs),
+    // Boxed: its settings outweigh the other variant's many times over.
+    Serve(Box<ServeArgs>),
 }
 
 #[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
@@ -106,4 +109,41 @@ pub struct ServeArgs {
     /// Jobs that run at the same time.
     #[arg(long, env = "ECG_WORKERS", default_value_t = 1)]
     pub workers: usize,
+    /// Bearer token every endpoint but /health asks for (`Authorization: Bearer <token>`);
+    /// at least 16 characters. Without one the API is open: keep it on 127.0.0.1.
+    #[arg(long, env = "ECG_API_TOKEN", hide_env_values = true)]
+    pub api_token: Option<String>,
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    use super::*;
+
+    #[test]
+    fn flags_and_variables_are_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn analyze_takes_its_options() {
+        let cli = Cli::try_parse_from([
+            "ecg",
+            "analyze",
+            "clip.mp4",
+            "--language",
+            "ko",
+            "--format",
+            "srt",
+        ])
+        .unwrap();
+        let Command::Analyze(args) = cli.command else {
+            panic!("analyze expected")
+        };
+        assert_eq!(
+            (args.language, args.format),
+            (LanguageArg::Ko, OutputFormat::Srt)
+        );
+    }
 }

@@ -31,8 +31,8 @@ fn main() -> ExitCode {
     };
     let outcome = runtime.block_on(async {
         match cli.command {
-            Command::Analyze(args) => analyze::run(cli.models, args).await,
-            Command::Serve(args) => serve::run(cli.models, args).await,
+            Command::Analyze(args) => analyze::run(cli.models, &cli.decode, args).await,
+            Command::Serve(args) => serve::run(cli.models, &cli.decode, *args).await,
         }
     });
     match outcome {

@@ -4,26 +4,39 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
-use ecg_api::{ApiConfig, AppState};
-use ecg_app::ModelArgs;
+use ecg_api::{ApiConfig, ApiToken, AppState};
+use ecg_app::{DecodeArgs, ModelArgs};
 use ecg_core::ports::{JobQueue, JobStore};
-use ecg_core::request::UrlPolicy;
 use ecg_local::{InProcessQueue, SqliteJobStore};
 use ecg_net::{HttpFetcher, WebhookNotifier};
 use ecg_runner::{Runner, RunnerConfig};
 use tokio_util::sync::CancellationToken;
-use tracing::info;
+use tracing::{info, warn};
 
 use crate::config::ServeArgs;
 
-pub async fn run(models: ModelArgs, args: ServeArgs) -> anyhow::Result<()> {
+pub async fn run(models: ModelArgs, decode: &DecodeArgs, args: ServeArgs) -> anyhow::Result<()> {
+    // Settings first: a misconfigured server must not start, let alone take jobs.
+    let api_token = args
+        .api_token
+        .as_deref()
+        .map(ApiToken::new)
+        .transpose()
+        .map_err(|e| anyhow::anyhow!("ECG_API_TOKEN: {e}"))?;
+    if api_token.is_none() && !args.host.is_loopback() {
+        warn!(host = %args.host, "serving beyond loopback without ECG_API_TOKEN: anyone who reaches the port can submit jobs");
+    }
+    let allow_local = args.downloads.allow_local_urls;
+    let url_policy = args
+        .callbacks
+        .url_policy(allow_local)
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
     let store: Arc<dyn JobStore> = Arc::new(SqliteJobStore::open(&args.data_dir)?);
     let queue: Arc<dyn JobQueue> = Arc::new(InProcessQueue::new());
-    let allow_local = args.downloads.allow_local_urls;
     let notifier = WebhookNotifier::new(args.callbacks.notifier_config(allow_local))?;
     let fetcher =
         HttpFetcher::new(args.downloads.fetch_config()).context("cannot build the HTTP client")?;
-    let pipeline = ecg_app::pipeline(&models, Arc::new(fetcher));
+    let pipeline = ecg_app::pipeline(&models, decode, Arc::new(fetcher));
     let checks = ecg_app::health_checks(&pipeline);
     let runner = Arc::new(Runner {
         store: Arc::clone(&store),
@@ -49,8 +62,9 @@ pub async fn run(models: ModelArgs, args: ServeArgs) -> anyhow::Result<()> {
         queue,
         checks,
         config: Arc::new(ApiConfig {
-            url_policy: UrlPolicy { allow_local },
+            url_policy,
             cors_origins: args.cors_origins.clone(),
+            api_token,
             ..ApiConfig::default()
         }),
     };

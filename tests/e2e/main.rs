@@ -4,16 +4,15 @@
 // Helpers panic on purpose: in a test, a broken fixture is a failed test.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod helpers;
+#[path = "../common/mod.rs"]
+mod common;
 
 use std::time::Duration;
 
-use hmac::{Hmac, Mac};
 use serde_json::{Value, json};
-use sha2::Sha256;
 
-use helpers::{
-    Receiver, SECRET, Server, media_server, speech_wav, wait_for_callbacks, wait_for_end,
+use common::{
+    Receiver, Server, media_server, signed_correctly, speech_wav, wait_for_callbacks, wait_for_end,
 };
 
 const CALLBACK_FIELDS: [&str; 7] = [
@@ -42,18 +41,6 @@ async fn submit(client: &reqwest::Client, server: &Server, body: &Value) -> (u16
         response.status().as_u16(),
         response.json().await.unwrap_or(Value::Null),
     )
-}
-
-fn signed_correctly(headers: &axum::http::HeaderMap, body: &[u8]) -> bool {
-    let Some(header) = headers.get("x-signature-256").and_then(|v| v.to_str().ok()) else {
-        return false;
-    };
-    let Some(hex_sig) = header.strip_prefix("sha256=") else {
-        return false;
-    };
-    let mut mac = Hmac::<Sha256>::new_from_slice(SECRET.as_bytes()).unwrap();
-    mac.update(body);
-    hex::decode(hex_sig).is_ok_and(|sig| mac.verify_slice(&sig).is_ok())
 }
 
 #[tokio::test]
@@ -284,13 +271,6 @@ async fn invalid_requests_get_a_4xx_naming_the_field() {
     )
     .await;
     assert_eq!((status, body["field"].as_str()), (422, Some("video_url")));
-    let health: Value = client
-        .get(format!("{}/health", server.base))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let health = server.health().await;
     assert_eq!(health["status"], "healthy", "{health}");
 }

@@ -1,7 +1,7 @@
 //! API errors: the only place an HTTP status is chosen.
 
 use axum::Json;
-use axum::http::StatusCode;
+use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use ecg_core::ports::BackendError;
 use ecg_core::request::ValidationError;
@@ -13,6 +13,8 @@ pub enum ApiError {
     Invalid(ValidationError),
     /// The body is not JSON: 400.
     Malformed(String),
+    /// No or a wrong bearer token: 401, with `WWW-Authenticate: Bearer`.
+    Unauthorized(&'static str),
     NotFound(String),
     /// The same job id was submitted with a different request.
     Conflict(String),
@@ -39,6 +41,15 @@ impl From<BackendError> for ApiError {
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let (status, body) = match self {
+            ApiError::Unauthorized(why) => {
+                let body = json!({ "error": "unauthorized", "detail": why });
+                return (
+                    StatusCode::UNAUTHORIZED,
+                    [(header::WWW_AUTHENTICATE, "Bearer")],
+                    Json(body),
+                )
+                    .into_response();
+            }
             ApiError::Invalid(e) => (
                 StatusCode::UNPROCESSABLE_ENTITY,
                 json!({

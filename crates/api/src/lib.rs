@@ -2,11 +2,14 @@
 //! `ecg serve` serves it with `axum::serve`; the Lambda function hands it to `lambda_http`.
 //!
 //! Layout: [`state`] (what handlers share), [`error`] (the only place HTTP statuses are chosen),
-//! [`routes`] (the handlers). Knows the core's ports, never their adapters.
+//! [`routes`] (the handlers), [`auth`] (the bearer token). Knows the core's ports, never their
+//! adapters.
 
+pub mod auth;
 pub mod error;
 pub mod routes;
 pub mod state;
 
+pub use auth::ApiToken;
 pub use routes::router;
 pub use state::{ApiConfig, AppState};

@@ -1,11 +1,13 @@
 //! Handlers for every endpoint of the contract.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 use std::time::Duration;
 
 use axum::body::Bytes;
 use axum::extract::{DefaultBodyLimit, Path, State};
 use axum::http::{HeaderValue, Method, StatusCode, header};
+use axum::middleware;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
@@ -21,6 +23,7 @@ use serde_json::Value;
 use tower_http::cors::{AllowOrigin, CorsLayer};
 use tower_http::trace::TraceLayer;
 
+use crate::auth::require_token;
 use crate::error::ApiError;
 use crate::state::AppState;
 
@@ -37,11 +40,20 @@ pub fn router(state: AppState) -> Router {
         .allow_methods([Method::GET, Method::POST, Method::OPTIONS])
         .allow_headers([header::CONTENT_TYPE, header::AUTHORIZATION]);
     let max_body = state.config.max_body_bytes;
-    Router::new()
+    let mut guarded = Router::new()
         .route("/api/upload-video/process-video", post(process_video))
         .route("/transcribe", post(transcribe))
+        .route("/jobs/{job_id}", get(job_status));
+    if let Some(token) = state.config.api_token.clone() {
+        // Before the body is read: a caller without the token cannot make us buffer anything.
+        guarded = guarded.route_layer(middleware::from_fn_with_state(
+            Arc::new(token),
+            require_token,
+        ));
+    }
+    // `/health` stays open: load balancers and orchestrators probe it without credentials.
+    guarded
         .route("/health", get(health))
-        .route("/jobs/{job_id}", get(job_status))
         .layer(DefaultBodyLimit::max(max_body))
         .layer(cors)
         .layer(TraceLayer::new_for_http())
@@ -59,7 +71,7 @@ async fn process_video(
     State(state): State<AppState>,
     body: Bytes,
 ) -> Result<Json<ProcessVideoResponse>, ApiError> {
-    let spec = JobSpec::parse_process_video(&parse_json(&body)?, state.config.url_policy)?;
+    let spec = JobSpec::parse_process_video(&parse_json(&body)?, &state.config.url_policy)?;
     let job_id = spec.job_id;
     tracing::info!(job_id = %job_id, source = %spec.source, "job submitted");
     submit(&state, spec).await?;
@@ -106,7 +118,7 @@ async fn transcribe(
     State(state): State<AppState>,
     body: Bytes,
 ) -> Result<Json<BackendTranscribeResponse>, ApiError> {
-    let spec = JobSpec::parse_transcribe(&parse_json(&body)?, state.config.url_policy)?;
+    let spec = JobSpec::parse_transcribe(&parse_json(&body)?, &state.config.url_policy)?;
     let job_id = spec.job_id;
     let filename = spec.source.file_name();
     submit(&state, spec).await?;
@@ -230,8 +242,6 @@ async fn job_status(
 
 #[cfg(test)]
 mod tests {
-    use std::sync::Arc;
-
     use async_trait::async_trait;
     use axum::body::Body;
     use axum::http::Request;
@@ -242,6 +252,7 @@ mod tests {
     use tower::ServiceExt;
 
     use super::*;
+    use crate::auth::ApiToken;
     use crate::state::ApiConfig;
 
     const ID: &str = "550e8400-e29b-41d4-a716-446655440000";
@@ -253,11 +264,16 @@ mod tests {
     }
 
     fn fixture(checks: Vec<Arc<dyn HealthCheck>>) -> Fixture {
+        fixture_with(checks, None)
+    }
+
+    fn fixture_with(checks: Vec<Arc<dyn HealthCheck>>, api_token: Option<ApiToken>) -> Fixture {
         let dir = tempfile::tempdir().unwrap();
         let store: Arc<dyn JobStore> = Arc::new(SqliteJobStore::open(dir.path()).unwrap());
         let queue = Arc::new(InProcessQueue::new());
         let config = ApiConfig {
             cors_origins: vec!["http://localhost:3000".into()],
+            api_token,
             ..ApiConfig::default()
         };
         let state = AppState {
@@ -484,5 +500,68 @@ mod tests {
                 .get(header::ACCESS_CONTROL_ALLOW_ORIGIN)
                 .is_none()
         );
+    }
+
+    #[tokio::test]
+    async fn a_token_guards_every_endpoint_but_health() {
+        const TOKEN: &str = "a-long-enough-test-token";
+        let f = fixture_with(vec![], Some(ApiToken::new(TOKEN).unwrap()));
+        let send = |method: &str, uri: &str, authorization: Option<&str>| {
+            let mut request = Request::builder()
+                .method(method)
+                .uri(uri)
+                .header(header::CONTENT_TYPE, "application/json");
+            if let Some(value) = authorization {
+                request = request.header(header::AUTHORIZATION, value);
+            }
+            let body = if method == "POST" {
+                Body::from(submission(&json!({})))
+            } else {
+                Body::empty()
+            };
+            f.app.clone().oneshot(request.body(body).unwrap())
+        };
+        let refused = [
+            None,
+            Some("Bearer wrong-token-of-some-length"),
+            Some(TOKEN),
+            Some("Basic YTpi"),
+            Some("Bearer"),
+            Some("Bearer a-long-enough-test-tokenX"),
+        ];
+        for (method, uri) in [
+            ("POST", "/api/upload-video/process-video"),
+            ("POST", "/transcribe"),
+            ("GET", "/jobs/550e8400-e29b-41d4-a716-446655440000"),
+        ] {
+            for authorization in refused {
+                let response = send(method, uri, authorization).await.unwrap();
+                assert_eq!(
+                    response.status(),
+                    StatusCode::UNAUTHORIZED,
+                    "{method} {uri} with {authorization:?}"
+                );
+                assert_eq!(response.headers()[header::WWW_AUTHENTICATE], "Bearer");
+                let bytes = response.into_body().collect().await.unwrap().to_bytes();
+                let body: Value = serde_json::from_slice(&bytes).unwrap();
+                assert_eq!(body["error"], "unauthorized");
+            }
+        }
+        assert!(
+            f.queue.lease(Duration::ZERO).await.unwrap().is_none(),
+            "nothing was queued without the token"
+        );
+        let bearer = format!("Bearer {TOKEN}");
+        let response = send("POST", "/api/upload-video/process-video", Some(&bearer))
+            .await
+            .unwrap();
+        assert_eq!(response.status(), StatusCode::OK);
+        let lowercase = format!("bearer  {TOKEN}");
+        let response = send("GET", &format!("/jobs/{ID}"), Some(&lowercase))
+            .await
+            .unwrap();
+        assert_eq!(response.status(), StatusCode::OK);
+        let response = send("GET", "/health", None).await.unwrap();
+        assert_eq!(response.status(), StatusCode::OK);
     }
 }

@@ -6,6 +6,8 @@ use std::time::Duration;
 use ecg_core::ports::{HealthCheck, JobQueue, JobStore};
 use ecg_core::request::UrlPolicy;
 
+use crate::auth::ApiToken;
+
 /// API settings, read once at start-up.
 #[derive(Clone, Debug)]
 pub struct ApiConfig {
@@ -18,6 +20,8 @@ pub struct ApiConfig {
     pub transcribe_deadline: Duration,
     /// Larger request bodies get 413.
     pub max_body_bytes: usize,
+    /// `ECG_API_TOKEN`: when set, every endpoint but `/health` needs it as a bearer token.
+    pub api_token: Option<ApiToken>,
 }
 
 impl Default for ApiConfig {
@@ -28,6 +32,7 @@ impl Default for ApiConfig {
             estimated_time_s: 300,
             transcribe_deadline: Duration::from_secs(600),
             max_body_bytes: 64 * 1024,
+            api_token: None,
         }
     }
 }

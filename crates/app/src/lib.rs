@@ -6,6 +6,6 @@ mod settings;
 mod shutdown;
 mod stages;
 
-pub use settings::{CallbackArgs, DownloadArgs, ModelArgs};
+pub use settings::{CallbackArgs, DecodeArgs, DownloadArgs, ModelArgs};
 pub use shutdown::cancel_on_signal;
 pub use stages::{health_checks, pipeline};

@@ -9,23 +9,31 @@ use ecg_core::contract::AnalysisResult;
 use ecg_core::error::StageError;
 use ecg_core::pipeline::Pipeline;
 use ecg_core::ports::{BlobFetcher, HealthCheck};
+use ecg_core::request::SpeakerHint;
 use ecg_core::stages::{
-    AsrOptions, EmotionAnalyzer, SingleSpeaker, Transcriber, Transcript, VoiceDetector,
+    AsrOptions, Diarizer, EmotionAnalyzer, SpeakerTurn, Transcriber, Transcript, VoiceDetector,
 };
+use ecg_diarize::SpeakerDiarizer;
 use ecg_speech::{SileroVad, WhisperTranscriber};
 
-use crate::settings::ModelArgs;
+use crate::settings::{DecodeArgs, ModelArgs};
 
 /// Builds the pipeline. A model that cannot load does not stop the process: its stage fails
 /// every job with MODEL_LOADING_ERROR and `/health` names it, until the operator fixes it.
-pub fn pipeline(models: &ModelArgs, fetcher: Arc<dyn BlobFetcher>) -> Pipeline {
+pub fn pipeline(
+    models: &ModelArgs,
+    decode: &DecodeArgs,
+    fetcher: Arc<dyn BlobFetcher>,
+) -> Pipeline {
     Pipeline {
         fetcher,
-        decoder: Arc::new(MediaDecoder::new()),
+        decoder: Arc::new(MediaDecoder::with_limits(decode.limits())),
         voice: Arc::new(Loaded::from(
             SileroVad::new(models.vad.clone()).map(Arc::new),
         )),
-        diarizer: Arc::new(SingleSpeaker),
+        diarizer: Arc::new(Loaded::from(
+            SpeakerDiarizer::new(models.diarize.clone()).map(Arc::new),
+        )),
         transcriber: Arc::new(Loaded::from(
             WhisperTranscriber::new(&models.asr).map(Arc::new),
         )),
@@ -100,6 +108,17 @@ impl<T: Transcriber + ?Sized> Transcriber for Loaded<T> {
 
     fn readiness(&self) -> Result<String, String> {
         self.get().map_err(|e| e.to_string())?.readiness()
+    }
+}
+
+impl<T: Diarizer + ?Sized> Diarizer for Loaded<T> {
+    fn speaker_turns(
+        &self,
+        audio: &Audio,
+        speech: &[TimeSpan],
+        hint: SpeakerHint,
+    ) -> Result<Vec<SpeakerTurn>, StageError> {
+        self.get()?.speaker_turns(audio, speech, hint)
     }
 }
 

@@ -15,9 +15,15 @@
 //! reader does not apply edit lists, so AAC in mp4 keeps its priming samples (1024 with ffmpeg's
 //! encoder, 2112 with Apple's: 21–48 ms of leading silence at 44.1/48 kHz, which delays every
 //! timestamp by as much) and its final padding.
+//!
+//! Limits ([`DecodeLimits`]): media longer than `max_media` is refused, by the length its
+//! container states before anything is decoded, else as soon as the decoded audio passes it;
+//! decoding that runs longer than `max_decode_time` is stopped. Both are audio errors.
 
 use std::fs::File;
+use std::panic::AssertUnwindSafe;
 use std::path::Path;
+use std::time::{Duration, Instant};
 
 use ecg_core::audio::{Audio, SAMPLE_RATE_HZ};
 use ecg_core::error::StageError;
@@ -44,21 +50,43 @@ use crate::resample::To16k;
 /// Longest stretch of silence that stands in for one undecodable packet: real packets hold
 /// milliseconds, so a longer stated duration is itself corrupt.
 const MAX_PACKET_GAP_S: f64 = 1.0;
-/// Output reserved up front from the container's stated length, at most this long, so a lying
-/// header cannot make us reserve gigabytes.
-const MAX_RESERVE_S: u64 = 4 * 3600;
+/// What one decode may cost; past either limit the media is refused as an audio error.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct DecodeLimits {
+    /// Longer media is refused (`ECG_MAX_MEDIA_SECONDS`). Also caps the output reserved up front
+    /// from the container's stated length, so a lying header cannot make us reserve more.
+    pub max_media: Duration,
+    /// Decoding is stopped after this long (`ECG_MAX_DECODE_SECONDS`): a pathological file must
+    /// not hold a worker for ever.
+    pub max_decode_time: Duration,
+}
+
+impl Default for DecodeLimits {
+    fn default() -> Self {
+        Self {
+            max_media: Duration::from_secs(4 * 3600),
+            max_decode_time: Duration::from_secs(30 * 60),
+        }
+    }
+}
 
 /// Decodes the first decodable audio track of any media file that symphonia can demux.
 pub struct MediaDecoder {
     codecs: CodecRegistry,
+    limits: DecodeLimits,
 }
 
 impl MediaDecoder {
+    /// A decoder with the default limits.
     pub fn new() -> Self {
+        Self::with_limits(DecodeLimits::default())
+    }
+
+    pub fn with_limits(limits: DecodeLimits) -> Self {
         let mut codecs = CodecRegistry::new();
         symphonia::default::register_enabled_codecs(&mut codecs);
         codecs.register_audio_decoder::<OpusDecoder>();
-        Self { codecs }
+        Self { codecs, limits }
     }
 }
 
@@ -70,7 +98,18 @@ impl Default for MediaDecoder {
 
 impl Decoder for MediaDecoder {
     fn decode(&self, media: &Path) -> Result<Audio, StageError> {
-        self.decode_file(media)
+        // Demuxers and codecs parse hostile bytes, and one that panics (fuzzing found an integer
+        // overflow in symphonia's WAV reader) fails this file as an audio error, not the stage.
+        // Unwind safety: the panicking reader and decoder are this call's own, and dropped.
+        std::panic::catch_unwind(AssertUnwindSafe(|| self.decode_file(media)))
+            .unwrap_or_else(|panic| {
+                let why = panic
+                    .downcast_ref::<&str>()
+                    .copied()
+                    .or_else(|| panic.downcast_ref::<String>().map(String::as_str))
+                    .unwrap_or("no reason given");
+                Err(format!("damaged media file: its decoder failed ({why})"))
+            })
             .map(Audio::new)
             .map_err(StageError::Audio)
     }
@@ -78,6 +117,8 @@ impl Decoder for MediaDecoder {
 
 impl MediaDecoder {
     fn decode_file(&self, path: &Path) -> Result<Vec<f32>, String> {
+        let started = Instant::now();
+        let max_media_s = self.limits.max_media.as_secs_f64();
         let file = File::open(path).map_err(|e| format!("cannot open the media file: {e}"))?;
         let meta = file
             .metadata()
@@ -120,6 +161,17 @@ impl MediaDecoder {
         let mut sink = Sink::with_capacity(reserve);
         let (mut decoded, mut corrupt) = (0u64, 0u64);
         loop {
+            if sink.seconds() > max_media_s {
+                return Err(format!(
+                    "the media is longer than the limit of {max_media_s:.0} s"
+                ));
+            }
+            if started.elapsed() > self.limits.max_decode_time {
+                return Err(format!(
+                    "decoding took longer than the limit of {:.0} s",
+                    self.limits.max_decode_time.as_secs_f64()
+                ));
+            }
             let packet = match format.next_packet() {
                 Ok(Some(packet)) => packet,
                 Ok(None) => break,
@@ -180,7 +232,7 @@ impl MediaDecoder {
     }
 
     /// The first audio track whose codec we decode, its parameters, and the number of 16 kHz
-    /// samples to reserve for it.
+    /// samples to reserve for it; an error when its stated length is over the limit.
     fn pick_track(
         &self,
         format: &dyn FormatReader,
@@ -205,10 +257,16 @@ impl MediaDecoder {
                 Some((_, p)) => format!("unsupported audio codec: {}", self.codec_name(p.codec)),
             });
         };
+        let max_s = self.limits.max_media.as_secs();
         let reserve = match (track.num_frames, params.sample_rate) {
             (Some(frames), Some(rate)) if rate > 0 => {
-                let seconds = (frames / u64::from(rate)).min(MAX_RESERVE_S);
-                usize::try_from((seconds + 1) * u64::from(SAMPLE_RATE_HZ)).unwrap_or(0)
+                let stated_s = frames / u64::from(rate);
+                if stated_s > max_s {
+                    return Err(format!(
+                        "the media is {stated_s} s long, over the limit of {max_s} s"
+                    ));
+                }
+                usize::try_from((stated_s + 1) * u64::from(SAMPLE_RATE_HZ)).unwrap_or(0)
             }
             _ => 0,
         };
@@ -276,7 +334,7 @@ impl Sink {
         self.mono.extend(
             self.interleaved
                 .chunks_exact(channels)
-                .map(|frame| frame.iter().sum::<f32>() * scale),
+                .map(|frame| sane(frame.iter().sum::<f32>() * scale)),
         );
         self.feed_mono(buffer.spec().rate())?;
         Ok(true)
@@ -312,6 +370,18 @@ impl Sink {
             resampler.finish(&mut self.out)?;
         }
         Ok(self.out)
+    }
+}
+
+/// Float samples of a hostile file can be NaN, infinite or huge; the resampler's FFT turns any of
+/// them into NaN and panics (found by fuzzing). Non-finite samples become silence, others are
+/// clipped far above full scale, where no real recording goes.
+fn sane(sample: f32) -> f32 {
+    const MAX_SAMPLE: f32 = 8.0;
+    if sample.is_finite() {
+        sample.clamp(-MAX_SAMPLE, MAX_SAMPLE)
+    } else {
+        0.0
     }
 }
 
@@ -608,6 +678,146 @@ mod tests {
         let path = encode(dir.path(), "dolby.mkv", &["-c:a", "ac3"]);
         let reason = audio_error(&path);
         assert!(reason.contains("unsupported audio codec: AC-3"), "{reason}");
+    }
+
+    /// Regression (fuzzing): a stated rate of 4294967295 Hz had the resampler allocate 3.4 GB.
+    #[test]
+    fn absurd_sample_rates_are_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("fast.wav");
+        extensible_wav(&path, 1, u32::MAX, 4);
+        let reason = audio_error(&path);
+        assert!(
+            reason.contains("unsupported sample rate: 4294967295 Hz"),
+            "{reason}"
+        );
+    }
+
+    /// Regression (fuzzing): NaN, infinite and huge samples in a float WAV made the resampler panic.
+    #[test]
+    fn non_finite_and_huge_float_samples_are_survived() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("hostile-float.wav");
+        let spec = hound::WavSpec {
+            channels: 2,
+            sample_rate: 8_000,
+            bits_per_sample: 32,
+            sample_format: hound::SampleFormat::Float,
+        };
+        let mut wav = hound::WavWriter::create(&path, spec).unwrap();
+        let hostile = [
+            f32::NAN,
+            f32::INFINITY,
+            f32::NEG_INFINITY,
+            1e30,
+            -3e38,
+            f32::MAX,
+        ];
+        for i in 0..16_000 {
+            let tone = (i as f32 * 0.1).sin() * 0.5;
+            let sample = if i % 97 == 0 {
+                hostile[i / 97 % hostile.len()]
+            } else {
+                tone
+            };
+            wav.write_sample(sample).unwrap();
+            wav.write_sample(tone).unwrap();
+        }
+        wav.finalize().unwrap();
+        let audio = decode(&path).unwrap();
+        assert!(
+            (audio.duration_s() - 2.0).abs() < 0.05,
+            "{}",
+            audio.duration_s()
+        );
+        assert!(
+            audio
+                .samples
+                .iter()
+                .all(|s| s.is_finite() && s.abs() <= 8.0)
+        );
+    }
+
+    /// A WAVE_FORMAT_EXTENSIBLE file of 16-bit PCM silence with any header values.
+    fn extensible_wav(path: &Path, channels: u16, rate: u32, channel_mask: u32) {
+        let mut wav = Vec::new();
+        wav.extend(b"RIFF\0\0\0\0WAVEfmt ");
+        wav.extend(40u32.to_le_bytes());
+        wav.extend(0xfffeu16.to_le_bytes());
+        wav.extend(channels.to_le_bytes());
+        wav.extend(rate.to_le_bytes());
+        wav.extend(rate.wrapping_mul(u32::from(channels) * 2).to_le_bytes());
+        wav.extend((channels.wrapping_mul(2)).to_le_bytes());
+        wav.extend(16u16.to_le_bytes());
+        wav.extend(22u16.to_le_bytes());
+        wav.extend(16u16.to_le_bytes());
+        wav.extend(channel_mask.to_le_bytes());
+        wav.extend([
+            1, 0, 0, 0, 0, 0, 0x10, 0, 0x80, 0, 0, 0xaa, 0, 0x38, 0x9b, 0x71,
+        ]); // PCM
+        wav.extend(b"data");
+        wav.extend(2_000u32.to_le_bytes());
+        wav.extend([0u8; 2_000]);
+        let riff_size = u32::try_from(wav.len() - 8).unwrap();
+        wav[4..8].copy_from_slice(&riff_size.to_le_bytes());
+        std::fs::write(path, wav).unwrap();
+    }
+
+    /// Regression (fuzzing): 50 channels and a one-channel mask make symphonia's WAV reader
+    /// shift past 32 bits, a panic where overflow is checked.
+    #[test]
+    fn a_reader_that_panics_fails_the_file_not_the_stage() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("fifty-channels.wav");
+        extensible_wav(&path, 50, 8_000, 4);
+        match decode(&path) {
+            Err(StageError::Audio(reason)) => {
+                assert!(reason.contains("its decoder failed"), "{reason}");
+            }
+            // Where overflow is not checked (release builds) the reader wraps and reads on.
+            Ok(audio) if !cfg!(debug_assertions) => assert!(audio.duration_s() < 1.0),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    fn limited(max_media: Duration, max_decode_time: Duration) -> MediaDecoder {
+        MediaDecoder::with_limits(DecodeLimits {
+            max_media,
+            max_decode_time,
+        })
+    }
+
+    fn limited_error(decoder: &MediaDecoder, path: &Path) -> String {
+        match decoder.decode(path) {
+            Err(StageError::Audio(reason)) => reason,
+            other => panic!("expected an audio error, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn media_over_the_length_limit_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let one_second = limited(Duration::from_secs(1), Duration::from_secs(60));
+        // A WAV header states the length: refused before anything is decoded.
+        let wav = write_source(dir.path());
+        let reason = limited_error(&one_second, &wav);
+        assert_eq!(reason, "the media is 2 s long, over the limit of 1 s");
+        // Matroska as symphonia reads it states none: refused once the decoded audio passes it.
+        let mkv = encode(dir.path(), "a.mkv", &["-c:a", "libvorbis"]);
+        let reason = limited_error(&one_second, &mkv);
+        assert_eq!(reason, "the media is longer than the limit of 1 s");
+        // Within the limit, the same decoder decodes.
+        let three_seconds = limited(Duration::from_secs(3), Duration::from_secs(60));
+        assert!(three_seconds.decode(&mkv).is_ok());
+        assert!(three_seconds.decode(&wav).is_ok());
+    }
+
+    #[test]
+    fn decoding_past_the_time_limit_is_stopped() {
+        let dir = tempfile::tempdir().unwrap();
+        let wav = write_source(dir.path());
+        let reason = limited_error(&limited(Duration::from_secs(60), Duration::ZERO), &wav);
+        assert_eq!(reason, "decoding took longer than the limit of 0 s");
     }
 
     /// Keeps the first `fraction` of a file.

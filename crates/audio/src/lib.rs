@@ -3,7 +3,7 @@
 //!
 //! - [`MediaDecoder`] implements [`ecg_core::stages::Decoder`]: any container/codec that symphonia
 //!   reads (mp4/m4a, mp3, wav, flac, ogg, mkv/webm…), plus Opus through libopus, downmixed and
-//!   resampled to 16 kHz while streaming.
+//!   resampled to 16 kHz while streaming, within [`DecodeLimits`] (media length, decode time).
 //! - [`AcousticAnalyzer`] implements [`ecg_core::stages::FeatureExtractor`]: level, pitch (YIN)
 //!   and spectral centroid of one word.
 //! - [`dsp`] holds the signal-processing pieces themselves, for later prosody or emotion stages.
@@ -16,5 +16,5 @@ pub mod dsp;
 mod features;
 mod resample;
 
-pub use decode::MediaDecoder;
+pub use decode::{DecodeLimits, MediaDecoder};
 pub use features::AcousticAnalyzer;

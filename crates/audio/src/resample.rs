@@ -42,8 +42,18 @@ impl Chunks {
     }
 }
 
+/// Highest source rate accepted. The FFT sizes grow with `rate / gcd(rate, 16000)`, so a
+/// header's made-up rate (fuzzing found 4294967295 Hz) would have rubato allocate gigabytes;
+/// real recordings stop at 384 kHz.
+const MAX_RATE_HZ: u32 = 768_000;
+
 impl To16k {
     pub(crate) fn new(rate: u32) -> Result<Self, String> {
+        if rate > MAX_RATE_HZ {
+            return Err(format!(
+                "unsupported sample rate: {rate} Hz (at most {MAX_RATE_HZ} Hz)"
+            ));
+        }
         let fft = if rate == SAMPLE_RATE_HZ {
             None
         } else {

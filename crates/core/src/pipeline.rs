@@ -175,3 +175,183 @@ where
         })?
         .map_err(|e| PipelineError::stage(stage, e))
 }
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+    use std::time::Duration;
+
+    use super::*;
+    use crate::audio::TimeSpan;
+    use crate::contract::AcousticFeatures;
+    use crate::error::FetchError;
+    use crate::job::JobId;
+    use crate::request::{MediaSource, SpeakerHint};
+    use crate::stages::{AsrOptions, SingleSpeaker};
+
+    /// Writes the download into the scratch dir, then succeeds, fails or hangs.
+    enum Fetcher {
+        Ok,
+        Fail,
+        Hang,
+    }
+
+    #[async_trait]
+    impl BlobFetcher for Fetcher {
+        async fn fetch(&self, _: &MediaSource, dest: &Path) -> Result<PathBuf, FetchError> {
+            tokio::fs::write(dest, b"media").await.unwrap();
+            match self {
+                Fetcher::Ok => Ok(dest.to_path_buf()),
+                Fetcher::Fail => Err(FetchError::permanent("connection reset")),
+                Fetcher::Hang => std::future::pending().await,
+            }
+        }
+    }
+
+    /// Decodes to one second of silence, after `delay`, or fails.
+    struct Decode {
+        fail: bool,
+        delay: Duration,
+    }
+
+    impl Decoder for Decode {
+        fn decode(&self, media: &Path) -> Result<Audio, StageError> {
+            assert!(media.exists(), "the download is there while it is decoded");
+            std::thread::sleep(self.delay);
+            if self.fail {
+                return Err(StageError::Audio("not media".into()));
+            }
+            Ok(Audio::new(vec![0.0; 16_000]))
+        }
+    }
+
+    struct NoSpeech;
+
+    impl VoiceDetector for NoSpeech {
+        fn speech_regions(&self, _: &Audio) -> Result<Vec<TimeSpan>, StageError> {
+            Ok(Vec::new())
+        }
+    }
+
+    struct NoWords;
+
+    impl Transcriber for NoWords {
+        fn transcribe(
+            &self,
+            _: &Audio,
+            _: &[TimeSpan],
+            _: AsrOptions,
+        ) -> Result<Transcript, StageError> {
+            unreachable!("no speech, no transcription")
+        }
+
+        fn model_name(&self) -> String {
+            "none".into()
+        }
+    }
+
+    struct Flat;
+
+    impl FeatureExtractor for Flat {
+        fn measure(&self, _: &[f32]) -> AcousticFeatures {
+            AcousticFeatures {
+                volume_db: 0.0,
+                pitch_hz: 0.0,
+                spectral_centroid: 0.0,
+            }
+        }
+    }
+
+    fn pipeline(scratch: &Path, fetcher: Fetcher, decoder: Decode) -> Pipeline {
+        Pipeline {
+            fetcher: Arc::new(fetcher),
+            decoder: Arc::new(decoder),
+            voice: Arc::new(NoSpeech),
+            diarizer: Arc::new(SingleSpeaker),
+            transcriber: Arc::new(NoWords),
+            features: Arc::new(Flat),
+            emotion: None,
+            scratch_dir: Some(scratch.to_path_buf()),
+        }
+    }
+
+    fn spec() -> JobSpec {
+        JobSpec {
+            job_id: JobId::new(),
+            source: MediaSource::Http {
+                url: "https://media.example/v.mp4".parse().unwrap(),
+            },
+            callback_base: None,
+            enable_gpu: false,
+            emotion_detection: false,
+            language: Language::En,
+            max_workers: 1,
+            speakers: SpeakerHint::default(),
+        }
+    }
+
+    fn entries(dir: &Path) -> usize {
+        std::fs::read_dir(dir).unwrap().count()
+    }
+
+    const QUICK: Decode = Decode {
+        fail: false,
+        delay: Duration::ZERO,
+    };
+
+    #[tokio::test]
+    async fn the_scratch_dir_is_removed_on_success_and_on_failure() {
+        let scratch = tempfile::tempdir().unwrap();
+        let done = pipeline(scratch.path(), Fetcher::Ok, QUICK)
+            .run(&spec(), &NoProgress)
+            .await;
+        assert!(done.is_ok(), "{done:?}");
+        assert_eq!(entries(scratch.path()), 0);
+
+        let err = pipeline(scratch.path(), Fetcher::Fail, QUICK)
+            .run(&spec(), &NoProgress)
+            .await
+            .unwrap_err();
+        assert_eq!(err.code(), crate::error::ErrorCode::DownloadError);
+        assert_eq!(entries(scratch.path()), 0);
+
+        let undecodable = Decode {
+            fail: true,
+            delay: Duration::ZERO,
+        };
+        let err = pipeline(scratch.path(), Fetcher::Ok, undecodable)
+            .run(&spec(), &NoProgress)
+            .await
+            .unwrap_err();
+        assert_eq!(err.code(), crate::error::ErrorCode::AudioExtractionError);
+        assert_eq!(entries(scratch.path()), 0);
+    }
+
+    /// A job stopped mid-download or mid-decode (shutdown, a lost lease) leaves nothing behind:
+    /// dropping the job's future drops its scratch dir.
+    #[tokio::test]
+    async fn the_scratch_dir_is_removed_when_a_job_is_cancelled() {
+        let scratch = tempfile::tempdir().unwrap();
+        let p = pipeline(scratch.path(), Fetcher::Hang, QUICK);
+        let spec = spec();
+        let run = p.run(&spec, &NoProgress);
+        assert!(
+            tokio::time::timeout(Duration::from_millis(200), run)
+                .await
+                .is_err()
+        );
+        assert_eq!(entries(scratch.path()), 0, "cancelled mid-download");
+
+        let slow = Decode {
+            fail: false,
+            delay: Duration::from_millis(500),
+        };
+        let p = pipeline(scratch.path(), Fetcher::Ok, slow);
+        let task = tokio::spawn(async move { p.run(&spec, &NoProgress).await.is_ok() });
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        assert_eq!(entries(scratch.path()), 1, "decoding");
+        task.abort();
+        assert!(task.await.unwrap_err().is_cancelled());
+        assert_eq!(entries(scratch.path()), 0, "cancelled mid-decode");
+    }
+}

@@ -132,16 +132,58 @@ impl fmt::Display for MediaSource {
     }
 }
 
-/// What the operator allows beyond the public internet.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+/// `ECG_CALLBACK_ALLOWED_HOSTS`: the only hosts callbacks may be sent to, parsed from a
+/// comma-separated list of host names or IP addresses (no scheme, no port).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AllowedHosts(Vec<Host>);
+
+impl AllowedHosts {
+    pub fn contains(&self, host: &Host<&str>) -> bool {
+        self.0.contains(&host.to_owned())
+    }
+}
+
+impl FromStr for AllowedHosts {
+    type Err = String;
+    fn from_str(list: &str) -> Result<Self, Self::Err> {
+        let hosts = list
+            .split(',')
+            .map(str::trim)
+            .filter(|entry| !entry.is_empty())
+            .map(|entry| {
+                // `Host::parse` lowercases names and normalises IP literals, as `Url` does.
+                Host::parse(entry).map_err(|e| {
+                    format!("{entry:?} is not a host name or IP address ({e}); list hosts without scheme or port")
+                })
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        if hosts.is_empty() {
+            return Err("the list names no host".to_owned());
+        }
+        Ok(Self(hosts))
+    }
+}
+
+impl fmt::Display for AllowedHosts {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let names: Vec<String> = self.0.iter().map(ToString::to_string).collect();
+        f.write_str(&names.join(","))
+    }
+}
+
+/// What the operator allows beyond the public internet, and where callbacks may go.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct UrlPolicy {
-    /// `ECG_ALLOW_LOCAL_URLS`: plain http, local paths and loopback/private hosts, for local use and tests.
+    /// `ECG_ALLOW_LOCAL_URLS`: plain http, local paths and loopback/private hosts, for local use
+    /// and tests. Cloud metadata addresses stay refused even then.
     pub allow_local: bool,
+    /// `ECG_CALLBACK_ALLOWED_HOSTS`: when set, a callback base on any other host is refused.
+    pub callback_hosts: Option<AllowedHosts>,
 }
 
 impl UrlPolicy {
     /// Parses a media location: `s3://bucket/key`, `https://…`, and with local use allowed, `http://…` or a path.
-    pub fn media_source(self, field: &str, raw: &str) -> Result<MediaSource, ValidationError> {
+    pub fn media_source(&self, field: &str, raw: &str) -> Result<MediaSource, ValidationError> {
         let raw = raw.trim();
         if raw.is_empty() {
             return Err(ValidationError::new(field, "must not be empty"));
@@ -185,8 +227,9 @@ impl UrlPolicy {
         }
     }
 
-    /// Parses a callback base URL: absolute http(s), local hosts only when allowed.
-    pub fn callback_base(self, field: &str, raw: &str) -> Result<Url, ValidationError> {
+    /// Parses a callback base URL: absolute http(s), local hosts only when allowed, and only
+    /// allow-listed hosts when there is an allow-list.
+    pub fn callback_base(&self, field: &str, raw: &str) -> Result<Url, ValidationError> {
         let url = Url::parse(raw.trim()).map_err(|e| {
             ValidationError::new(field, format!("must be an absolute http(s) URL: {e}"))
         })?;
@@ -197,10 +240,27 @@ impl UrlPolicy {
             ));
         }
         self.check_web_url(field, &url)?;
+        self.check_callback_host(field, &url)?;
         Ok(url)
     }
 
-    fn check_web_url(self, field: &str, url: &Url) -> Result<(), ValidationError> {
+    /// Refuses a callback URL whose host is not on the allow-list, when there is one. Also for
+    /// `BACKEND_URL`, checked once at start-up.
+    pub fn check_callback_host(&self, field: &str, url: &Url) -> Result<(), ValidationError> {
+        match (&self.callback_hosts, url.host()) {
+            (None, _) => Ok(()),
+            (Some(allowed), Some(host)) if allowed.contains(&host) => Ok(()),
+            (Some(allowed), _) => Err(ValidationError::new(
+                field,
+                format!(
+                    "callbacks may only go to {allowed} (ECG_CALLBACK_ALLOWED_HOSTS), not {}",
+                    url.host_str().unwrap_or("a URL without a host")
+                ),
+            )),
+        }
+    }
+
+    fn check_web_url(&self, field: &str, url: &Url) -> Result<(), ValidationError> {
         if !url.username().is_empty() || url.password().is_some() {
             return Err(ValidationError::new(
                 field,
@@ -210,6 +270,17 @@ impl UrlPolicy {
         let Some(host) = url.host() else {
             return Err(ValidationError::new(field, "the URL has no host"));
         };
+        let ip = match host {
+            Host::Domain(_) => None,
+            Host::Ipv4(ip) => Some(IpAddr::V4(ip)),
+            Host::Ipv6(ip) => Some(IpAddr::V6(ip)),
+        };
+        if ip.is_some_and(is_metadata_ip) {
+            return Err(ValidationError::new(
+                field,
+                "cloud metadata addresses are never allowed",
+            ));
+        }
         if self.allow_local {
             return Ok(());
         }
@@ -221,8 +292,7 @@ impl UrlPolicy {
         }
         let local = match host {
             Host::Domain(d) => d.eq_ignore_ascii_case("localhost") || d.ends_with(".localhost"),
-            Host::Ipv4(ip) => !is_public_ip(IpAddr::V4(ip)),
-            Host::Ipv6(ip) => !is_public_ip(IpAddr::V6(ip)),
+            Host::Ipv4(_) | Host::Ipv6(_) => ip.is_some_and(|ip| !is_public_ip(ip)),
         };
         if local {
             return Err(ValidationError::new(
@@ -231,6 +301,19 @@ impl UrlPolicy {
             ));
         }
         Ok(())
+    }
+}
+
+/// Cloud instance metadata services, refused even where local URLs are allowed: no media lives
+/// there, only credentials. IPv4 link-local (169.254.169.254 of AWS, GCP, Azure and others,
+/// 169.254.170.2 of ECS), AWS's IPv6 fd00:ec2::254 and Alibaba's 100.100.100.200.
+pub fn is_metadata_ip(ip: IpAddr) -> bool {
+    match ip {
+        IpAddr::V4(v4) => v4.is_link_local() || v4.octets() == [100, 100, 100, 200],
+        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => is_metadata_ip(IpAddr::V4(v4)),
+            None => v6.segments() == [0xfd00, 0xec2, 0, 0, 0, 0, 0, 0x254],
+        },
     }
 }
 
@@ -285,7 +368,7 @@ pub struct JobSpec {
 
 impl JobSpec {
     /// Validates a `process-video` body. Unknown fields are ignored, as the original server did.
-    pub fn parse_process_video(body: &Value, policy: UrlPolicy) -> Result<Self, ValidationError> {
+    pub fn parse_process_video(body: &Value, policy: &UrlPolicy) -> Result<Self, ValidationError> {
         let obj = as_object(body)?;
         let job_id_raw = required_str(obj, "job_id")?;
         let job_id = JobId::parse(job_id_raw)
@@ -314,7 +397,7 @@ impl JobSpec {
     }
 
     /// Validates a `/transcribe` body: `audio_path` wins over `video_path`, then `video_url`.
-    pub fn parse_transcribe(body: &Value, policy: UrlPolicy) -> Result<Self, ValidationError> {
+    pub fn parse_transcribe(body: &Value, policy: &UrlPolicy) -> Result<Self, ValidationError> {
         let obj = as_object(body)?;
         let mut chosen = None;
         for field in ["audio_path", "video_path", "video_url"] {
@@ -425,10 +508,16 @@ mod tests {
     use serde_json::json;
 
     const ID: &str = "550e8400-e29b-41d4-a716-446655440000";
-    const STRICT: UrlPolicy = UrlPolicy { allow_local: false };
-    const LOCAL: UrlPolicy = UrlPolicy { allow_local: true };
+    const STRICT: &UrlPolicy = &UrlPolicy {
+        allow_local: false,
+        callback_hosts: None,
+    };
+    const LOCAL: &UrlPolicy = &UrlPolicy {
+        allow_local: true,
+        callback_hosts: None,
+    };
 
-    fn field_of(body: &Value, policy: UrlPolicy) -> String {
+    fn field_of(body: &Value, policy: &UrlPolicy) -> String {
         JobSpec::parse_process_video(body, policy)
             .unwrap_err()
             .field
@@ -539,6 +628,76 @@ mod tests {
                 key: "k/v.mp4".into()
             }
         );
+    }
+
+    #[test]
+    fn metadata_addresses_are_refused_even_when_local_urls_are_allowed() {
+        for url in [
+            "http://169.254.169.254/latest/meta-data/",
+            "http://169.254.170.2/v2/credentials",
+            "http://[fd00:ec2::254]/latest",
+            "http://[::ffff:169.254.169.254]/",
+            "http://100.100.100.200/latest",
+        ] {
+            let err = LOCAL.media_source("video_url", url).unwrap_err();
+            assert!(err.message.contains("metadata"), "{url}: {err}");
+            assert!(
+                LOCAL.callback_base("fastapi_base_url", url).is_err(),
+                "{url}"
+            );
+        }
+        assert!(!is_metadata_ip("10.0.0.1".parse().unwrap()));
+        assert!(!is_metadata_ip("fd00:ec2::253".parse().unwrap()));
+    }
+
+    #[test]
+    fn callbacks_go_only_to_allow_listed_hosts() {
+        let policy = UrlPolicy {
+            allow_local: true,
+            callback_hosts: Some(" Backend.Example , 127.0.0.1,[::1],".parse().unwrap()),
+        };
+        for ok in [
+            "https://backend.example/hooks",
+            "https://BACKEND.example:8443",
+            "http://127.0.0.1:8000",
+            "http://[::1]:9/",
+        ] {
+            assert!(policy.callback_base("fastapi_base_url", ok).is_ok(), "{ok}");
+        }
+        for refused in [
+            "https://evil.example",
+            "https://backend.example.evil.example",
+            "https://sub.backend.example",
+            "http://127.0.0.2:8000",
+        ] {
+            let err = policy
+                .callback_base("fastapi_base_url", refused)
+                .unwrap_err();
+            assert_eq!(err.field, "fastapi_base_url", "{refused}");
+            assert!(err.message.contains("ECG_CALLBACK_ALLOWED_HOSTS"), "{err}");
+        }
+        // Media may come from anywhere the rest of the policy allows.
+        assert!(
+            policy
+                .media_source("video_url", "http://10.1.2.3/v.mp4")
+                .is_ok()
+        );
+        // No list: any host.
+        assert!(LOCAL.callback_base("f", "https://evil.example").is_ok());
+    }
+
+    #[test]
+    fn allow_lists_are_host_names_only() {
+        assert_eq!(
+            "a.example,b.example"
+                .parse::<AllowedHosts>()
+                .unwrap()
+                .to_string(),
+            "a.example,b.example"
+        );
+        for bad in ["", " , ", "https://a.example", "a.example:80", "a b"] {
+            assert!(bad.parse::<AllowedHosts>().is_err(), "{bad:?}");
+        }
     }
 
     #[test]

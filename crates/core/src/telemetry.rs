@@ -6,8 +6,9 @@ use tracing_subscriber::fmt::format::FmtSpan;
 
 /// Installs the global subscriber. `default_level` applies when `RUST_LOG` is unset.
 pub fn init(default_level: &str) {
-    let filter =
-        EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default_level));
+    // whisper.cpp logs its model loading line by line at info: keep that out unless asked for.
+    let filter = EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| EnvFilter::new(format!("{default_level},whisper_rs=warn")));
     // A second init (tests, or a library caller that set up its own) keeps the first.
     let _ = tracing_subscriber::fmt()
         .json()

@@ -23,7 +23,11 @@ pub enum ModelInput {
 #[derive(Clone, Debug, Default, PartialEq, clap::Args)]
 pub struct EmotionConfig {
     /// An ONNX speech-emotion classifier run on each segment; without one, prosody-v1 runs.
-    #[arg(long = "emotion-model", env = "ECG_EMOTION_MODEL")]
+    #[arg(
+        id = "emotion_model",
+        long = "emotion-model",
+        env = "ECG_EMOTION_MODEL"
+    )]
     pub model: Option<PathBuf>,
     /// The model's class labels, one per line in output order; `<model>.labels.txt` by default
     /// (e.g. `ser.onnx.labels.txt`).

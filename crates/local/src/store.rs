@@ -262,7 +262,7 @@ mod tests {
     fn spec() -> JobSpec {
         JobSpec::parse_process_video(
             &json!({"job_id": JobId::new().to_string(), "video_url": "https://example.com/v.mp4"}),
-            UrlPolicy::default(),
+            &UrlPolicy::default(),
         )
         .unwrap()
     }

@@ -86,10 +86,8 @@ impl HttpFetcher {
     /// Downloads `url` to `dest`, retrying transient failures; a failed download leaves no file.
     async fn download(&self, url: &Url, dest: &Path) -> Result<(), FetchError> {
         let shown_url = shown(url);
-        if !self.config.allow_local {
-            guard::check_url(url)
-                .map_err(|e| FetchError::permanent(format!("{e} ({shown_url})")))?;
-        }
+        guard::check_url(url, self.config.allow_local)
+            .map_err(|e| FetchError::permanent(format!("{e} ({shown_url})")))?;
         let policy = RetryPolicy {
             retries: self.config.retries,
             base: self.config.base_delay,
@@ -484,6 +482,24 @@ mod tests {
             assert_eq!(origin.count(), 1);
         }
         assert_eq!(target.count(), 0);
+    }
+
+    #[tokio::test]
+    async fn redirects_to_metadata_addresses_are_refused_even_where_local_urls_are_allowed() {
+        for location in [
+            "http://169.254.169.254/latest/meta-data/iam/security-credentials/",
+            "http://[fd00:ec2::254]/latest/meta-data/",
+        ] {
+            let origin = TestServer::start(seq(vec![Reply::redirect(location)])).await;
+            let dir = tempfile::tempdir().unwrap();
+            let err = fetcher(config())
+                .fetch(&http(origin.url("/v.mp4")), &dir.path().join("m"))
+                .await
+                .unwrap_err();
+            assert!(!err.transient, "{err}");
+            assert!(err.message.contains("cloud metadata address"), "{err}");
+            assert_eq!(origin.count(), 1);
+        }
     }
 
     #[tokio::test]

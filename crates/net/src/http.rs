@@ -12,18 +12,14 @@ use url::Url;
 use crate::guard;
 use crate::retry::AttemptError;
 
-/// A client builder whose connections pass the SSRF guard unless local URLs are allowed.
+/// A client builder whose connections pass the SSRF guard.
 ///
 /// System proxies are ignored: a proxy resolves names itself, out of the guard's reach.
 pub(crate) fn client_builder(allow_local: bool) -> ClientBuilder {
-    let builder = reqwest::Client::builder()
+    reqwest::Client::builder()
         .no_proxy()
-        .user_agent(concat!("ecg-net/", env!("CARGO_PKG_VERSION")));
-    if allow_local {
-        builder
-    } else {
-        builder.dns_resolver(Arc::new(guard::PublicOnlyResolver))
-    }
+        .user_agent(concat!("ecg-net/", env!("CARGO_PKG_VERSION")))
+        .dns_resolver(Arc::new(guard::GuardedResolver { allow_local }))
 }
 
 /// The URL without credentials, query or fragment: presigned URLs carry secrets in the query.

@@ -3,10 +3,11 @@
 //! [`BlobFetcher`](ecg_core::ports::BlobFetcher) ports.
 //!
 //! Layout:
-//! - [`notify`]: [`WebhookNotifier`] posts callbacks, HMAC-signed when a secret is set ([`signature`]).
+//! - [`notify`]: [`WebhookNotifier`] posts callbacks, HMAC-signed when a secret is set
+//!   ([`signature`] of the body, [`timestamped_signature`] of a timestamp and the body).
 //! - [`fetch`]: [`HttpFetcher`] streams `http(s)` media to disk and passes local files through.
-//! - `guard`: the SSRF guard (URL check, connect-time resolver, redirect policy) both use
-//!   unless local URLs are allowed.
+//! - `guard`: the SSRF guard (URL check, connect-time resolver, redirect policy) both use; with
+//!   local URLs allowed it still keeps cloud metadata addresses out of reach.
 //! - `retry`: exponential backoff with jitter, the one retry loop both use.
 //! - `http`: the shared client builder and the classification of HTTP failures.
 //!
@@ -22,4 +23,7 @@ mod retry;
 mod testing;
 
 pub use fetch::{FetchConfig, HttpFetcher};
-pub use notify::{NotifierConfig, SIGNATURE_HEADER, WebhookNotifier, signature};
+pub use notify::{
+    NotifierConfig, SIGNATURE_HEADER, SIGNATURE_V2_HEADER, TIMESTAMP_HEADER, WebhookNotifier,
+    signature, timestamped_signature,
+};

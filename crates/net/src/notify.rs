@@ -1,10 +1,11 @@
 //! Signed webhook callbacks to the backend, retried on transient failures.
 
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use async_trait::async_trait;
 use ecg_core::contract::Callback;
 use ecg_core::ports::{Notifier, NotifyError};
+use ecg_core::request::AllowedHosts;
 use hmac::{Hmac, Mac};
 use reqwest::header::CONTENT_TYPE;
 use sha2::Sha256;
@@ -17,6 +18,11 @@ use crate::retry::{AttemptError, RetryPolicy};
 
 /// The header carrying [`signature`] when a secret is configured.
 pub const SIGNATURE_HEADER: &str = "X-Signature-256";
+/// The Unix time (seconds) at which the callback was sent and signed.
+pub const TIMESTAMP_HEADER: &str = "X-Signature-Timestamp";
+/// The header carrying [`timestamped_signature`]: a captured callback replayed later fails the
+/// receiver's freshness check, and its timestamp cannot be changed without the secret.
+pub const SIGNATURE_V2_HEADER: &str = "X-Signature-V2";
 
 /// The path the contract posts callbacks to, below the backend's base URL.
 const RESULT_PATH: [&str; 3] = ["api", "upload-video", "result"];
@@ -32,10 +38,14 @@ pub struct NotifierConfig {
     pub base_delay: Duration,
     /// Cap on a backoff delay and on a 429's `Retry-After`.
     pub max_delay: Duration,
-    /// HMAC-SHA256 key for the `X-Signature-256` header; no header without one.
+    /// HMAC-SHA256 key of the signature headers; none are sent without one.
     pub secret: Option<String>,
     /// Allows callbacks to loopback and private addresses (local use and tests).
     pub allow_local: bool,
+    /// `ECG_CALLBACK_ALLOWED_HOSTS`: callbacks to other hosts are not sent. The API refuses such
+    /// requests already; this also covers a worker configured apart from its API, and jobs
+    /// accepted before the list was set.
+    pub allowed_hosts: Option<AllowedHosts>,
 }
 
 impl Default for NotifierConfig {
@@ -47,17 +57,32 @@ impl Default for NotifierConfig {
             max_delay: Duration::from_secs(8),
             secret: None,
             allow_local: false,
+            allowed_hosts: None,
         }
     }
 }
 
-/// The `X-Signature-256` value for `body`: `sha256=` and the lowercase hex HMAC-SHA256.
-pub fn signature(secret: &[u8], body: &[u8]) -> String {
+/// Lowercase hex HMAC-SHA256 of the concatenated `parts`.
+fn hmac_hex(secret: &[u8], parts: &[&[u8]]) -> String {
     let Ok(mut mac) = Hmac::<Sha256>::new_from_slice(secret) else {
         unreachable!("HMAC takes keys of any length")
     };
-    mac.update(body);
-    format!("sha256={}", hex::encode(mac.finalize().into_bytes()))
+    for part in parts {
+        mac.update(part);
+    }
+    hex::encode(mac.finalize().into_bytes())
+}
+
+/// The `X-Signature-256` value for `body`: `sha256=` and the lowercase hex HMAC-SHA256.
+pub fn signature(secret: &[u8], body: &[u8]) -> String {
+    format!("sha256={}", hmac_hex(secret, &[body]))
+}
+
+/// The `X-Signature-V2` value: `t=<timestamp>,sha256=<hex HMAC-SHA256 of "<timestamp>." + body>`.
+pub fn timestamped_signature(secret: &[u8], timestamp: u64, body: &[u8]) -> String {
+    let t = timestamp.to_string();
+    let mac = hmac_hex(secret, &[t.as_bytes(), b".", body]);
+    format!("t={t},sha256={mac}")
 }
 
 /// Posts callbacks to `{base}/api/upload-video/result`.
@@ -86,21 +111,25 @@ impl WebhookNotifier {
         }
     }
 
-    async fn attempt(
-        &self,
-        url: &Url,
-        body: &[u8],
-        signed: Option<&str>,
-        attempt: u32,
-    ) -> Result<(), AttemptError> {
+    async fn attempt(&self, url: &Url, body: &[u8], attempt: u32) -> Result<(), AttemptError> {
         let mut request = self
             .client
             .post(url.clone())
             .timeout(self.config.attempt_timeout)
             .header(CONTENT_TYPE, "application/json")
             .body(body.to_vec());
-        if let Some(signed) = signed {
-            request = request.header(SIGNATURE_HEADER, signed);
+        if let Some(secret) = &self.config.secret {
+            // Signed at each attempt: a retry carries the time it was really sent.
+            let now = SystemTime::now()
+                .duration_since(SystemTime::UNIX_EPOCH)
+                .map_or(0, |d| d.as_secs());
+            request = request
+                .header(SIGNATURE_HEADER, signature(secret.as_bytes(), body))
+                .header(TIMESTAMP_HEADER, now)
+                .header(
+                    SIGNATURE_V2_HEADER,
+                    timestamped_signature(secret.as_bytes(), now, body),
+                );
         }
         // Failures are logged by the retry loop, inside this callback's span.
         let response = request.send().await.map_err(request_error)?;
@@ -137,19 +166,18 @@ impl Notifier for WebhookNotifier {
             return Err(gave_up(base.to_string(), 0, "not a base URL".to_owned()));
         };
         let target = shown(&url);
-        if !self.config.allow_local
-            && let Err(refused) = guard::check_url(&url)
-        {
+        if let Err(refused) = guard::check_url(&url, self.config.allow_local) {
             return Err(gave_up(target, 0, refused.to_string()));
         }
-        // Serialised once: the signature covers exactly the bytes every attempt sends.
+        if let Some(allowed) = &self.config.allowed_hosts
+            && !url.host().is_some_and(|host| allowed.contains(&host))
+        {
+            let why = format!("refused: the host is not in ECG_CALLBACK_ALLOWED_HOSTS ({allowed})");
+            return Err(gave_up(target, 0, why));
+        }
+        // Serialised once: the signatures cover exactly the bytes every attempt sends.
         let body = serde_json::to_vec(callback)
             .map_err(|e| gave_up(target.clone(), 0, format!("cannot serialise: {e}")))?;
-        let signed = self
-            .config
-            .secret
-            .as_ref()
-            .map(|secret| signature(secret.as_bytes(), &body));
         let span = tracing::info_span!(
             "callback",
             job_id = %callback.job_id,
@@ -157,7 +185,7 @@ impl Notifier for WebhookNotifier {
             target = %target
         );
         self.retry_policy()
-            .run(|n| self.attempt(&url, &body, signed.as_deref(), n))
+            .run(|n| self.attempt(&url, &body, n))
             .instrument(span)
             .await
             .map_err(|e| gave_up(target, e.attempts, e.message))
@@ -242,6 +270,29 @@ mod tests {
         mac.update(&r.body);
         let hex_mac = header.strip_prefix("sha256=").unwrap();
         mac.verify_slice(&hex::decode(hex_mac).unwrap()).unwrap();
+        // The timestamped signature, checked as the README tells the backend to.
+        let sent_at = verify_timestamped(b"s3cr3t", r);
+        let now = SystemTime::now()
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .unwrap()
+            .as_secs();
+        assert!(now.abs_diff(sent_at) <= 5, "{sent_at} vs {now}");
+    }
+
+    /// Checks `X-Signature-V2` against the raw body and `X-Signature-Timestamp`; the timestamp.
+    fn verify_timestamped(secret: &[u8], r: &crate::testing::Recorded) -> u64 {
+        let v2 = r.headers[SIGNATURE_V2_HEADER].to_str().unwrap();
+        let (t, hex_mac) = v2
+            .strip_prefix("t=")
+            .and_then(|rest| rest.split_once(",sha256="))
+            .unwrap();
+        assert_eq!(r.headers[TIMESTAMP_HEADER].to_str().unwrap(), t);
+        let mut mac = Hmac::<Sha256>::new_from_slice(secret).unwrap();
+        mac.update(t.as_bytes());
+        mac.update(b".");
+        mac.update(&r.body);
+        mac.verify_slice(&hex::decode(hex_mac).unwrap()).unwrap();
+        t.parse().unwrap()
     }
 
     #[tokio::test]
@@ -253,7 +304,9 @@ mod tests {
             .unwrap();
         let r = &server.requests()[0];
         assert_eq!(r.path, "/api/upload-video/result");
-        assert!(!r.headers.contains_key(SIGNATURE_HEADER));
+        for header in [SIGNATURE_HEADER, TIMESTAMP_HEADER, SIGNATURE_V2_HEADER] {
+            assert!(!r.headers.contains_key(header), "{header}");
+        }
     }
 
     #[tokio::test]
@@ -277,6 +330,7 @@ mod tests {
                 r.headers[SIGNATURE_HEADER],
                 requests[0].headers[SIGNATURE_HEADER]
             );
+            verify_timestamped(b"k", r);
         }
     }
 
@@ -388,6 +442,29 @@ mod tests {
         assert_eq!(server.count(), 0);
     }
 
+    #[tokio::test]
+    async fn hosts_off_the_allow_list_are_not_called() {
+        let server = TestServer::start(seq(vec![Reply::status(200)])).await;
+        let listed = |hosts: &str| {
+            notifier(NotifierConfig {
+                allowed_hosts: Some(hosts.parse().unwrap()),
+                ..config()
+            })
+        };
+        let err = listed("backend.example")
+            .send(&server.url("/"), &progress())
+            .await
+            .unwrap_err();
+        assert_eq!(err.attempts, 0);
+        assert!(err.reason.contains("ECG_CALLBACK_ALLOWED_HOSTS"), "{err}");
+        assert_eq!(server.count(), 0);
+        listed("backend.example,127.0.0.1")
+            .send(&server.url("/"), &progress())
+            .await
+            .unwrap();
+        assert_eq!(server.count(), 1);
+    }
+
     #[test]
     fn result_url_joins_any_base() {
         for (base, want) in [
@@ -416,6 +493,18 @@ mod tests {
             assert_eq!(got.as_str(), want, "{base}");
         }
         assert!(result_url(&Url::parse("mailto:a@b.example").unwrap()).is_none());
+    }
+
+    #[test]
+    fn the_timestamp_is_part_of_the_signed_material() {
+        let body = br#"{"job_id":"x","status":"completed"}"#;
+        let v2 = timestamped_signature(b"k", 1_700_000_000, body);
+        assert!(v2.starts_with("t=1700000000,sha256="), "{v2}");
+        let mac = v2.split_once(",sha256=").unwrap().1;
+        assert_eq!(mac.len(), 64);
+        assert_ne!(v2, timestamped_signature(b"k", 1_700_000_001, body));
+        // Not the plain body signature: the two headers cannot stand in for each other.
+        assert_ne!(format!("sha256={mac}"), signature(b"k", body));
     }
 
     #[test]

@@ -10,7 +10,7 @@ use anyhow::Context;
 use clap::Parser;
 use ecg_api::{ApiConfig, AppState};
 use ecg_aws::{AwsClients, AwsConfig};
-use ecg_core::request::UrlPolicy;
+use ecg_core::request::{AllowedHosts, UrlPolicy};
 
 /// Settings: environment variables (flags too, for local runs).
 #[derive(Parser, Debug)]
@@ -29,6 +29,9 @@ struct Cli {
     /// Allow plain http, local paths and loopback/private hosts (local use and tests only).
     #[arg(long, env = "ECG_ALLOW_LOCAL_URLS", default_value_t = false, action = clap::ArgAction::Set)]
     allow_local_urls: bool,
+    /// Comma-separated hosts that `fastapi_base_url` may name; any host when unset.
+    #[arg(long, env = "ECG_CALLBACK_ALLOWED_HOSTS")]
+    callback_allowed_hosts: Option<AllowedHosts>,
     /// How long `/transcribe` waits for its job; under API Gateway's 29 s integration limit.
     #[arg(long, env = "ECG_TRANSCRIBE_DEADLINE_SECS", default_value_t = 25)]
     transcribe_deadline_secs: u64,
@@ -51,6 +54,7 @@ async fn main() -> anyhow::Result<()> {
         config: Arc::new(ApiConfig {
             url_policy: UrlPolicy {
                 allow_local: cli.allow_local_urls,
+                callback_hosts: cli.callback_allowed_hosts,
             },
             cors_origins: cli.cors_origins,
             transcribe_deadline: Duration::from_secs(cli.transcribe_deadline_secs),

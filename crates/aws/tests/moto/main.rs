@@ -41,7 +41,7 @@ async fn aws() -> Aws {
 fn new_record() -> JobRecord {
     let spec = JobSpec::parse_process_video(
         &json!({"job_id": JobId::new().to_string(), "video_url": "s3://media/in/video.mp4"}),
-        UrlPolicy::default(),
+        &UrlPolicy::default(),
     )
     .unwrap();
     JobRecord::new(spec, Timestamp::now())

@@ -1,4 +1,8 @@
-//! Real processes and servers on 127.0.0.1 for black-box tests of `ecg serve`.
+//! Real processes and servers on 127.0.0.1 for black-box tests of `ecg serve`, shared by the
+//! e2e, hostile-input and load suites.
+
+// Each suite compiles this module on its own and uses only part of it.
+#![allow(dead_code)]
 
 use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
@@ -13,7 +17,9 @@ use axum::body::Bytes;
 use axum::extract::{Path as UrlPath, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::routing::{get, post};
+use hmac::{Hmac, Mac};
 use serde_json::Value;
+use sha2::Sha256;
 
 pub const SECRET: &str = "test-callback-secret";
 
@@ -32,7 +38,13 @@ pub struct Server {
 }
 
 impl Server {
+    /// Local URLs allowed, callbacks signed with [`SECRET`].
     pub fn start(data_dir: &Path) -> Self {
+        Self::start_with(data_dir, &[])
+    }
+
+    /// [`Server::start`] with more environment variables, which win over its own.
+    pub fn start_with(data_dir: &Path, env: &[(&str, &str)]) -> Self {
         assert!(
             model_dir().join("ggml-base.bin").exists(),
             "models missing in {}: run `make models`",
@@ -46,6 +58,7 @@ impl Server {
             .env("ECG_CALLBACK_SECRET", SECRET)
             .env("ECG_ASR_THREADS", "2")
             .env_remove("BACKEND_URL")
+            .envs(env.iter().copied())
             .stdout(Stdio::piped())
             .stderr(if std::env::var_os("TEST_LOG").is_some() {
                 Stdio::inherit()
@@ -65,6 +78,23 @@ impl Server {
             .expect("a 'listening on' line")
             .to_owned();
         Self { child, base }
+    }
+
+    /// [`Server::start_with`], its jobs downloading into `scratch` (its `TMPDIR`), so that a
+    /// test can count what they leave there ([`job_dirs`]).
+    pub fn start_in(data_dir: &Path, scratch: &Path, env: &[(&str, &str)]) -> Self {
+        let mut all = vec![("TMPDIR", scratch.to_str().unwrap())];
+        all.extend_from_slice(env);
+        Self::start_with(data_dir, &all)
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// `GET /health`, as JSON.
+    pub async fn health(&self) -> Value {
+        get_json(&reqwest::Client::new(), &format!("{}/health", self.base)).await
     }
 
     /// Ends the process at once, as a crash would.
@@ -159,13 +189,46 @@ async fn record(
     status
 }
 
+/// Whether a callback carries both signatures the README documents, made with [`SECRET`]:
+/// `X-Signature-256` of the raw body, and `X-Signature-V2` of `"<t>." + body` with `t` equal to
+/// `X-Signature-Timestamp` and within five minutes of now, as a backend would check it.
+pub fn signed_correctly(headers: &HeaderMap, body: &[u8]) -> bool {
+    let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
+    let hmac_matches = |hex_mac: &str, parts: &[&[u8]]| {
+        let mut mac = Hmac::<Sha256>::new_from_slice(SECRET.as_bytes()).unwrap();
+        for part in parts {
+            mac.update(part);
+        }
+        hex::decode(hex_mac).is_ok_and(|sig| mac.verify_slice(&sig).is_ok())
+    };
+    let Some(plain) = header("x-signature-256").and_then(|h| h.strip_prefix("sha256=")) else {
+        return false;
+    };
+    let Some((t, timed)) = header("x-signature-v2")
+        .and_then(|h| h.strip_prefix("t="))
+        .and_then(|h| h.split_once(",sha256="))
+    else {
+        return false;
+    };
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let fresh = t.parse::<u64>().is_ok_and(|t| now.abs_diff(t) <= 300);
+    fresh
+        && header("x-signature-timestamp") == Some(t)
+        && hmac_matches(plain, &[body])
+        && hmac_matches(timed, &[t.as_bytes(), b".", body])
+}
+
 /// Serves the files of a directory over plain HTTP.
 pub async fn media_server(dir: PathBuf) -> String {
     let app = Router::new().route("/{name}", get(file)).with_state(dir);
     format!("http://{}", serve(app).await)
 }
 
-async fn file(
+/// `GET /{name}`: the file of that name in the directory, or 404.
+pub async fn file(
     State(dir): State<PathBuf>,
     UrlPath(name): UrlPath<String>,
 ) -> Result<Vec<u8>, StatusCode> {
@@ -174,7 +237,8 @@ async fn file(
         .map_err(|_| StatusCode::NOT_FOUND)
 }
 
-async fn serve(app: Router) -> SocketAddr {
+/// Serves `app` on a free port of 127.0.0.1.
+pub async fn serve(app: Router) -> SocketAddr {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
@@ -192,6 +256,20 @@ pub fn speech_wav(path: &Path, text: &str) {
     assert!(status.success());
 }
 
+/// `GET url`, as JSON.
+pub async fn get_json(client: &reqwest::Client, url: &str) -> Value {
+    client.get(url).send().await.unwrap().json().await.unwrap()
+}
+
+/// The `ecg-job-*` directories a server's jobs left in its scratch directory (`TMPDIR`).
+pub fn job_dirs(scratch: &Path) -> Vec<String> {
+    std::fs::read_dir(scratch)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|name| name.starts_with("ecg-job-"))
+        .collect()
+}
+
 /// Polls `GET /jobs/{id}` until the job ends.
 pub async fn wait_for_end(
     client: &reqwest::Client,
@@ -201,14 +279,7 @@ pub async fn wait_for_end(
 ) -> Value {
     let started = Instant::now();
     loop {
-        let body: Value = client
-            .get(format!("{base}/jobs/{job_id}"))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let body = get_json(client, &format!("{base}/jobs/{job_id}")).await;
         if body["status"] == "completed" || body["status"] == "failed" {
             return body;
         }

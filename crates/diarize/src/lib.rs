@@ -1,0 +1,294 @@
+//! Speaker diarization for the ECG Audio Analyzer: who speaks when, with the number of speakers
+//! found automatically (one is a valid answer) or taken from the request's hint.
+//!
+//! [`SpeakerDiarizer`] implements [`ecg_core::stages::Diarizer`]. Inside the voice-activity
+//! regions it:
+//! 1. computes Resemblyzer's power-mel features ([`mel`]),
+//! 2. embeds 1.6 s windows every `hop` (shorter regions as one shorter window) with the GE2E
+//!    speaker encoder, `speaker_encoder.onnx`, run in batches through ONNX Runtime ([`encoder`]),
+//! 3. clusters the windows: spectral clustering with an eigengap rule, then centroids that are too
+//!    alike merge ([`mod@cluster`]),
+//! 4. labels every 10 ms frame by the windows around it, absorbs too-short turns and moves each
+//!    change of speaker to the nearest pause ([`turns`]).
+//!
+//! The encoder is converted from Resemblyzer's weights by `infra/models/speaker_encoder.py`
+//! (`make models`); ONNX Runtime is the process's one environment from [`ecg_speech::models`].
+//! Pure computation on local samples and files: nothing here speaks HTTP or knows of AWS.
+
+pub mod cluster;
+pub mod encoder;
+pub mod mel;
+pub mod turns;
+
+use std::path::PathBuf;
+use std::time::Instant;
+
+use ecg_core::audio::{Audio, TimeSpan};
+use ecg_core::error::StageError;
+use ecg_core::request::SpeakerHint;
+use ecg_core::stages::{Diarizer, SpeakerTurn};
+use ecg_speech::models::model_dir;
+
+use crate::cluster::{Bounds, cluster};
+use crate::encoder::{Embedding, SpeakerEncoder};
+use crate::mel::{MelFrontend, N_MELS};
+use crate::turns::{FRAME_S, Refinement, Region, Window};
+
+/// Frames per window: the 1.6 s partial utterances the encoder was trained on.
+pub const WINDOW_FRAMES: usize = 160;
+/// The file `make models` provisions in the model directory.
+const MODEL_FILE: &str = "speaker_encoder.onnx";
+
+/// How speakers are told apart.
+#[derive(Clone, Debug, PartialEq, clap::Args)]
+pub struct DiarizeConfig {
+    /// The GE2E speaker encoder ONNX file; `<model dir>/speaker_encoder.onnx` by default.
+    #[arg(long = "diarize-model", env = "ECG_DIARIZE_MODEL")]
+    pub model: Option<PathBuf>,
+    /// ONNX Runtime threads for the encoder.
+    #[arg(
+        long = "diarize-threads",
+        env = "ECG_DIARIZE_THREADS",
+        default_value_t = 2
+    )]
+    pub threads: usize,
+    /// Windows per encoder run: larger batches use the CPU better, up to a point.
+    #[arg(
+        long = "diarize-batch",
+        env = "ECG_DIARIZE_BATCH",
+        default_value_t = 32
+    )]
+    pub batch: usize,
+    /// Milliseconds between the starts of consecutive 1.6 s windows.
+    #[arg(long = "diarize-hop-ms", env = "ECG_DIARIZE_HOP_MS", default_value_t = 500,
+          value_parser = clap::value_parser!(u32).range(100..=1600))]
+    pub hop_ms: u32,
+    /// The most speakers found when the request gives no count or maximum.
+    #[arg(
+        long = "diarize-max-speakers",
+        env = "ECG_DIARIZE_MAX_SPEAKERS",
+        default_value_t = 10
+    )]
+    pub max_speakers: usize,
+    /// Clusters whose centroids are at least this similar (cosine) are one speaker. Calibrated on
+    /// this encoder: one voice's clusters stay above 0.9, distinct voices below 0.8.
+    #[arg(
+        long = "diarize-merge-similarity",
+        env = "ECG_DIARIZE_MERGE_SIMILARITY",
+        default_value_t = 0.87
+    )]
+    pub merge_similarity: f32,
+    /// Shorter turns are absorbed by a neighbour (a speaker's only turn is kept).
+    #[arg(
+        long = "diarize-min-turn-ms",
+        env = "ECG_DIARIZE_MIN_TURN_MS",
+        default_value_t = 500
+    )]
+    pub min_turn_ms: u32,
+    /// How far a change of speaker may move to reach a pause.
+    #[arg(
+        long = "diarize-snap-ms",
+        env = "ECG_DIARIZE_SNAP_MS",
+        default_value_t = 400
+    )]
+    pub snap_ms: u32,
+}
+
+impl Default for DiarizeConfig {
+    fn default() -> Self {
+        Self {
+            model: None,
+            threads: 2,
+            batch: 32,
+            hop_ms: 500,
+            max_speakers: 10,
+            merge_similarity: 0.87,
+            min_turn_ms: 500,
+            snap_ms: 400,
+        }
+    }
+}
+
+impl DiarizeConfig {
+    /// The settings from `ECG_DIARIZE_*` variables alone, for callers without a command line.
+    pub fn from_env() -> Result<Self, StageError> {
+        #[derive(clap::Parser)]
+        struct EnvOnly {
+            #[command(flatten)]
+            config: DiarizeConfig,
+        }
+        <EnvOnly as clap::Parser>::try_parse_from(["ecg"])
+            .map(|e| e.config)
+            .map_err(|e| StageError::ModelLoading(format!("bad diarization settings: {e}")))
+    }
+
+    /// The encoder file: the configured one, else the model directory's.
+    pub fn model_path(&self) -> PathBuf {
+        self.model
+            .clone()
+            .filter(|p| !p.as_os_str().is_empty())
+            .unwrap_or_else(|| model_dir().join(MODEL_FILE))
+    }
+
+    /// Frames between window starts (the hop is at most a window).
+    fn hop_frames(&self) -> usize {
+        ms_to_frames(self.hop_ms).clamp(1, WINDOW_FRAMES)
+    }
+}
+
+fn ms_to_frames(ms: u32) -> usize {
+    (f64::from(ms) / 1000.0 / FRAME_S).round() as usize
+}
+
+/// The diarization stage: the encoder loads once and is shared by every job.
+pub struct SpeakerDiarizer {
+    encoder: SpeakerEncoder,
+    mel: MelFrontend,
+    config: DiarizeConfig,
+}
+
+impl SpeakerDiarizer {
+    pub fn new(config: DiarizeConfig) -> Result<Self, StageError> {
+        let path = config.model_path();
+        if !path.is_file() {
+            return Err(StageError::ModelLoading(format!(
+                "speaker encoder not found at {} (run `make models` or set ECG_DIARIZE_MODEL)",
+                path.display()
+            )));
+        }
+        Ok(Self {
+            encoder: SpeakerEncoder::load(&path, config.threads, config.batch)?,
+            mel: MelFrontend::new(),
+            config,
+        })
+    }
+
+    /// The allowed speaker counts: exactly `num` when given, else `min..=max` with this stage's
+    /// maximum standing in for a missing one.
+    fn bounds(&self, hint: SpeakerHint) -> Bounds {
+        if let Some(num) = hint.num {
+            let num = usize::from(num);
+            return Bounds { min: num, max: num };
+        }
+        let min = hint.min.map_or(1, usize::from);
+        let max = hint.max.map_or(self.config.max_speakers, usize::from);
+        Bounds {
+            min,
+            max: max.max(min),
+        }
+    }
+}
+
+impl Diarizer for SpeakerDiarizer {
+    fn speaker_turns(
+        &self,
+        audio: &Audio,
+        speech: &[TimeSpan],
+        hint: SpeakerHint,
+    ) -> Result<Vec<SpeakerTurn>, StageError> {
+        let spans: Vec<TimeSpan> = speech
+            .iter()
+            .filter(|s| s.duration_s() > 0.0)
+            .copied()
+            .collect();
+        if spans.is_empty() {
+            return Ok(Vec::new());
+        }
+        let started = Instant::now();
+        // Resemblyzer normalises the loudness of the speech it embeds, so measure the speech only.
+        let gain = mel::volume_gain(spans.iter().map(|&s| audio.slice(s)));
+        let hop = self.config.hop_frames();
+
+        let mut regions = Vec::with_capacity(spans.len());
+        let mut windows: Vec<Window> = Vec::new();
+        let mut full_mels: Vec<f32> = Vec::new();
+        // (window index, mel frames) of regions shorter than a window.
+        let mut short: Vec<(usize, Vec<f32>)> = Vec::new();
+        for (r, &span) in spans.iter().enumerate() {
+            let first = (span.start_s / FRAME_S).round() as usize;
+            let frames = ((span.end_s / FRAME_S).round() as usize)
+                .saturating_sub(first)
+                .max(1);
+            let mels = self.mel.frames(&audio.samples, gain, first, frames);
+            let energy = mels.chunks_exact(N_MELS).map(|f| f.iter().sum()).collect();
+            if frames >= WINDOW_FRAMES {
+                for start in window_starts(frames, hop) {
+                    full_mels
+                        .extend_from_slice(&mels[start * N_MELS..(start + WINDOW_FRAMES) * N_MELS]);
+                    windows.push(window(r, start, WINDOW_FRAMES));
+                }
+            } else {
+                short.push((windows.len(), mels));
+                windows.push(window(r, 0, frames));
+            }
+            regions.push(Region {
+                span,
+                frames,
+                energy,
+            });
+        }
+
+        let features_done = Instant::now();
+        // Full windows in batches; each short region alone, at its own length.
+        let full = self.encoder.embed(&full_mels, WINDOW_FRAMES)?;
+        for (w, e) in windows
+            .iter_mut()
+            .filter(|w| w.len == WINDOW_FRAMES)
+            .zip(full)
+        {
+            w.embedding = e;
+        }
+        for (i, mels) in &short {
+            let w = &mut windows[*i];
+            if let Some(e) = self.encoder.embed(mels, w.len)?.pop() {
+                w.embedding = e;
+            }
+        }
+
+        let embeddings_done = Instant::now();
+        // Short windows hear too little to shape the clusters unless there is nothing else.
+        let any_full = windows.iter().any(|w| w.len == WINDOW_FRAMES);
+        let points: Vec<Embedding> = windows
+            .iter()
+            .filter(|w| !any_full || w.len == WINDOW_FRAMES)
+            .map(|w| w.embedding)
+            .collect();
+        let clusters = cluster(&points, self.bounds(hint), self.config.merge_similarity);
+        let refinement = Refinement {
+            min_turn: ms_to_frames(self.config.min_turn_ms),
+            snap: ms_to_frames(self.config.snap_ms),
+        };
+        let clustering_done = Instant::now();
+        let turns = turns::speaker_turns(&regions, &windows, &clusters.centroids, refinement);
+        tracing::debug!(
+            windows = windows.len(),
+            speakers = clusters.centroids.len(),
+            turns = turns.len(),
+            features_ms = (features_done - started).as_millis(),
+            embeddings_ms = (embeddings_done - features_done).as_millis(),
+            clustering_ms = (clustering_done - embeddings_done).as_millis(),
+            turns_ms = clustering_done.elapsed().as_millis(),
+            "diarized"
+        );
+        Ok(turns)
+    }
+}
+
+fn window(region: usize, start: usize, len: usize) -> Window {
+    Window {
+        region,
+        start,
+        len,
+        embedding: [0.0; encoder::DIM],
+    }
+}
+
+/// Window starts every `hop` frames, the last one flush with the end so every frame is covered.
+fn window_starts(frames: usize, hop: usize) -> Vec<usize> {
+    let last = frames - WINDOW_FRAMES;
+    let mut starts: Vec<usize> = (0..=last).step_by(hop).collect();
+    if starts.last() != Some(&last) {
+        starts.push(last);
+    }
+    starts
+}

@@ -1,0 +1,219 @@
+//! The speaker encoder's input features, as Resemblyzer computes them (`resemblyzer/audio.py`):
+//! `librosa.feature.melspectrogram` with its defaults on 16 kHz audio — 400-sample (25 ms) periodic
+//! Hann frames every 160 samples (10 ms), centred on their hop, power spectrum, 40 Slaney mel
+//! bands with Slaney (unit-area) normalisation, and no logarithm. Before that, Resemblyzer raises
+//! quiet audio to -30 dBFS (never lowers it).
+
+use std::sync::Arc;
+
+use realfft::num_complex::Complex;
+use realfft::{RealFftPlanner, RealToComplex};
+
+/// Mel bands the encoder reads.
+pub const N_MELS: usize = 40;
+/// Samples between frames (10 ms).
+pub const HOP: usize = 160;
+/// Samples per FFT frame (25 ms).
+const N_FFT: usize = 400;
+const SAMPLE_RATE: f64 = 16_000.0;
+/// Resemblyzer's `audio_norm_target_dBFS`.
+const TARGET_DBFS: f64 = -30.0;
+
+/// The gain Resemblyzer's `normalize_volume(…, increase_only=True)` applies: quiet audio is
+/// raised to -30 dBFS RMS, louder audio is left as it is.
+pub fn volume_gain<'a>(samples: impl IntoIterator<Item = &'a [f32]>) -> f32 {
+    let (mut sum, mut count) = (0.0f64, 0usize);
+    for part in samples {
+        sum += part
+            .iter()
+            .map(|&s| f64::from(s) * f64::from(s))
+            .sum::<f64>();
+        count += part.len();
+    }
+    let rms = (sum / count.max(1) as f64).sqrt();
+    if rms <= 0.0 {
+        return 1.0;
+    }
+    let target = 10f64.powf(TARGET_DBFS / 20.0);
+    (target / rms).max(1.0) as f32
+}
+
+/// One triangular mel filter: its weights from FFT bin `first` on.
+struct Band {
+    first: usize,
+    weights: Vec<f32>,
+}
+
+/// Power mel frames of 16 kHz audio. Holds only the FFT plan, window and filters, so one is
+/// shared by every job.
+pub struct MelFrontend {
+    fft: Arc<dyn RealToComplex<f32>>,
+    window: Vec<f32>,
+    bands: Vec<Band>,
+}
+
+impl Default for MelFrontend {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl MelFrontend {
+    pub fn new() -> Self {
+        // librosa's default window is scipy's periodic Hann (`fftbins=True`).
+        let window = (0..N_FFT)
+            .map(|n| (0.5 - 0.5 * (std::f64::consts::TAU * n as f64 / N_FFT as f64).cos()) as f32)
+            .collect();
+        Self {
+            fft: RealFftPlanner::<f32>::new().plan_fft_forward(N_FFT),
+            window,
+            bands: slaney_bands(),
+        }
+    }
+
+    /// Frames `first..first + count` of `samples` scaled by `gain`: frame `t` is centred on sample
+    /// `t * HOP`; samples outside the audio read as zero. Row-major `[count, N_MELS]`.
+    pub fn frames(&self, samples: &[f32], gain: f32, first: usize, count: usize) -> Vec<f32> {
+        let mut input = self.fft.make_input_vec();
+        let mut spectrum = self.fft.make_output_vec();
+        let mut scratch = vec![Complex::default(); self.fft.get_scratch_len()];
+        let mut power = vec![0f32; spectrum.len()];
+        let mut out = Vec::with_capacity(count * N_MELS);
+        for t in first..first + count {
+            // Centred frame: samples [t*HOP - N_FFT/2, t*HOP + N_FFT/2).
+            let start = (t * HOP) as isize - (N_FFT / 2) as isize;
+            for (n, (dst, &w)) in input.iter_mut().zip(&self.window).enumerate() {
+                let i = start + n as isize;
+                let s = usize::try_from(i)
+                    .ok()
+                    .and_then(|i| samples.get(i))
+                    .copied()
+                    .unwrap_or(0.0);
+                *dst = s * gain * w;
+            }
+            // The buffers come from the plan itself: the lengths always match.
+            if self
+                .fft
+                .process_with_scratch(&mut input, &mut spectrum, &mut scratch)
+                .is_err()
+            {
+                spectrum.fill(Complex::default());
+            }
+            for (p, c) in power.iter_mut().zip(&spectrum) {
+                *p = c.norm_sqr();
+            }
+            out.extend(self.bands.iter().map(|band| {
+                band.weights
+                    .iter()
+                    .zip(&power[band.first..])
+                    .map(|(w, p)| w * p)
+                    .sum::<f32>()
+            }));
+        }
+        out
+    }
+
+    /// Mel frames of a whole signal, as many as librosa gives (`1 + len / HOP`).
+    pub fn all_frames(&self, samples: &[f32], gain: f32) -> Vec<f32> {
+        self.frames(samples, gain, 0, 1 + samples.len() / HOP)
+    }
+}
+
+/// Slaney's Auditory Toolbox mel scale: linear below 1 kHz, logarithmic above.
+fn hz_to_mel(hz: f64) -> f64 {
+    const F_SP: f64 = 200.0 / 3.0;
+    if hz < 1000.0 {
+        hz / F_SP
+    } else {
+        15.0 + (hz / 1000.0).ln() / (6.4f64.ln() / 27.0)
+    }
+}
+
+fn mel_to_hz(mel: f64) -> f64 {
+    const F_SP: f64 = 200.0 / 3.0;
+    if mel < 15.0 {
+        mel * F_SP
+    } else {
+        1000.0 * ((mel - 15.0) * 6.4f64.ln() / 27.0).exp()
+    }
+}
+
+/// `librosa.filters.mel(sr=16000, n_fft=400, n_mels=40)`: triangles between 0 Hz and Nyquist,
+/// evenly spaced in mel, each scaled to unit area (`norm="slaney"`).
+fn slaney_bands() -> Vec<Band> {
+    let top = hz_to_mel(SAMPLE_RATE / 2.0);
+    let edges: Vec<f64> = (0..N_MELS + 2)
+        .map(|i| mel_to_hz(top * i as f64 / (N_MELS + 1) as f64))
+        .collect();
+    let bins = N_FFT / 2 + 1;
+    (0..N_MELS)
+        .map(|m| {
+            let (lo, mid, hi) = (edges[m], edges[m + 1], edges[m + 2]);
+            let area = 2.0 / (hi - lo);
+            let all: Vec<f32> = (0..bins)
+                .map(|k| {
+                    let f = k as f64 * SAMPLE_RATE / N_FFT as f64;
+                    let rise = (f - lo) / (mid - lo);
+                    let fall = (hi - f) / (hi - mid);
+                    (rise.min(fall).max(0.0) * area) as f32
+                })
+                .collect();
+            let first = all.iter().position(|&w| w > 0.0).unwrap_or(0);
+            let last = all.iter().rposition(|&w| w > 0.0).unwrap_or(first);
+            Band {
+                first,
+                weights: all[first..=last].to_vec(),
+            }
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn filters_match_librosa() {
+        // Values of librosa.filters.mel(sr=16000, n_fft=400, n_mels=40).
+        let bands = slaney_bands();
+        let check = |m: usize, first: usize, expected: &[f64]| {
+            assert_eq!(bands[m].first, first, "band {m}");
+            for (w, e) in bands[m].weights.iter().zip(expected) {
+                assert!((f64::from(*w) - e).abs() < 1e-6, "band {m}: {w} vs {e}");
+            }
+        };
+        check(0, 1, &[0.007_390_209, 0.012_404_521, 0.005_014_312]);
+        check(10, 19, &[0.004_489_280, 0.011_879_490, 0.007_915_241]);
+        check(39, 172, &[2.072_259_5e-5, 1.518_162_6e-4, 2.829_099_5e-4]);
+        assert_eq!(bands[39].first + bands[39].weights.len() - 1, 199);
+    }
+
+    #[test]
+    fn a_tone_lands_in_its_band_with_power_scaling() {
+        let mel = MelFrontend::new();
+        // 1 kHz is FFT bin 25 (40 Hz bins).
+        let tone: Vec<f32> = (0..16_000)
+            .map(|i| (std::f64::consts::TAU * 1000.0 * f64::from(i) / 16_000.0).sin() as f32 * 0.1)
+            .collect();
+        let frames = mel.all_frames(&tone, 1.0);
+        assert_eq!(frames.len(), (1 + 16_000 / HOP) * N_MELS);
+        let middle = &frames[50 * N_MELS..51 * N_MELS];
+        let loudest = (0..N_MELS)
+            .max_by(|&a, &b| middle[a].total_cmp(&middle[b]))
+            .unwrap();
+        let band = &slaney_bands()[loudest];
+        assert!((band.first..band.first + band.weights.len()).contains(&25));
+        // Power, not magnitude: doubling the gain quadruples every band.
+        let louder = mel.frames(&tone, 2.0, 50, 1);
+        assert!((louder[loudest] / middle[loudest] - 4.0).abs() < 1e-3);
+    }
+
+    #[test]
+    fn quiet_audio_is_raised_to_minus_30_dbfs_and_loud_audio_is_kept() {
+        let quiet = vec![0.001f32; 1000];
+        let gain = volume_gain([&quiet[..]]);
+        assert!((f64::from(gain) * 0.001 - 10f64.powf(-1.5)).abs() < 1e-6);
+        assert!((volume_gain([&[0.5f32; 100][..]]) - 1.0).abs() < 1e-9);
+        assert!((volume_gain([&[0.0f32; 100][..]]) - 1.0).abs() < 1e-9);
+    }
+}

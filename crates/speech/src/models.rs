@@ -1,0 +1,193 @@
+//! Where model files live, how a configured Whisper model becomes a file, and the one ONNX
+//! Runtime environment of the process.
+
+use std::fs::File;
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+
+use ecg_core::error::StageError;
+
+/// Overrides the model directory.
+pub const MODEL_DIR_ENV: &str = "ECG_MODEL_DIR";
+
+/// Overrides where the ONNX Runtime library is loaded from (`ORT_DYLIB_PATH` is honoured too).
+pub const ORT_DYLIB_ENV: &str = "ECG_ORT_DYLIB";
+
+/// The ONNX Runtime library `make models` provisions next to the models.
+const ORT_DYLIB_NAME: &str = "libonnxruntime.so";
+
+/// `ECG_MODEL_DIR`, else the workspace's `models/` directory, where `make models` provisions them.
+pub fn model_dir() -> PathBuf {
+    match std::env::var_os(MODEL_DIR_ENV) {
+        Some(dir) if !dir.is_empty() => PathBuf::from(dir),
+        _ => Path::new(env!("CARGO_MANIFEST_DIR")).join("../../models"),
+    }
+}
+
+/// Whisper sizes from the largest to the smallest, as whisper.cpp names its `ggml-<name>.bin` files.
+const WHISPER_SIZES: [&str; 8] = [
+    "large-v3",
+    "large-v2",
+    "large-v1",
+    "large-v3-turbo",
+    "medium",
+    "small",
+    "base",
+    "tiny",
+];
+
+/// A configured model is a path when it names a `.bin` file or has a directory part, else a name
+/// such as `base` that lives in `dir` as `ggml-base.bin`.
+pub fn whisper_model_path(spec: &str, dir: &Path) -> PathBuf {
+    let path = Path::new(spec);
+    if spec.ends_with(".bin") || path.components().count() > 1 {
+        path.to_path_buf()
+    } else {
+        dir.join(format!("ggml-{spec}.bin"))
+    }
+}
+
+/// The standard sizes smaller than a named model, tried in turn when it cannot be loaded.
+pub fn smaller_whisper_models(spec: &str) -> Vec<String> {
+    WHISPER_SIZES
+        .iter()
+        .position(|&size| size == spec)
+        .map(|i| {
+            WHISPER_SIZES[i + 1..]
+                .iter()
+                .map(|&s| s.to_owned())
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// The name reported as `model_version`: the loaded file's stem, e.g. `ggml-base`.
+pub fn model_name_of(path: &Path) -> String {
+    path.file_stem().map_or_else(
+        || path.display().to_string(),
+        |s| s.to_string_lossy().into_owned(),
+    )
+}
+
+/// The shape of a Whisper model, read from a ggml file's header.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct WhisperShape {
+    pub n_vocab: i32,
+    pub n_audio_layer: i32,
+    pub n_text_layer: i32,
+}
+
+/// `ggml` in little-endian, the first word of every whisper.cpp model file.
+const GGML_MAGIC: u32 = 0x6767_6d6c;
+
+impl WhisperShape {
+    /// Reads the hyper-parameters that follow the magic: n_vocab, n_audio_ctx, n_audio_state,
+    /// n_audio_head, n_audio_layer, n_text_ctx, n_text_state, n_text_head, n_text_layer, ….
+    pub fn read(path: &Path) -> std::io::Result<Self> {
+        let mut header = [0u8; 40];
+        File::open(path)?.read_exact(&mut header)?;
+        let word = |i: usize| {
+            let mut b = [0u8; 4];
+            b.copy_from_slice(&header[i * 4..i * 4 + 4]);
+            b
+        };
+        if u32::from_le_bytes(word(0)) != GGML_MAGIC {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::InvalidData,
+                "not a ggml Whisper model (bad magic)",
+            ));
+        }
+        let int = |i| i32::from_le_bytes(word(i));
+        Ok(Self {
+            n_vocab: int(1),
+            n_audio_layer: int(5),
+            n_text_layer: int(9),
+        })
+    }
+
+    /// The English-only models have the smaller vocabulary.
+    pub fn english_only(self) -> bool {
+        self.n_vocab == 51_864
+    }
+
+    /// large-v3 and its turbo variant added a language token.
+    pub fn large_v3_vocabulary(self) -> bool {
+        self.n_vocab == 51_866
+    }
+}
+
+/// The process's ONNX Runtime environment: ONNX Runtime allows one per process, so every ort
+/// session (voice activity, speaker embeddings, …) must be built from this one.
+pub fn onnx_runtime() -> Result<ort::environment::Environment, StageError> {
+    static ENV: Mutex<Option<ort::environment::Environment>> = Mutex::new(None);
+    let mut env = ENV
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    if let Some(env) = env.as_ref() {
+        return Ok(env.clone());
+    }
+    let dylib = ort_dylib_path();
+    let built = ort::init_from(&dylib)
+        .map_err(|e| {
+            StageError::ModelLoading(format!(
+                "cannot load ONNX Runtime from {} (run `make models` or set {ORT_DYLIB_ENV}): {e}",
+                dylib.display()
+            ))
+        })?
+        .with_name("ecg")
+        .build()
+        .map_err(|e| StageError::ModelLoading(format!("cannot start ONNX Runtime: {e}")))?;
+    *env = Some(built.clone());
+    Ok(built)
+}
+
+fn ort_dylib_path() -> PathBuf {
+    [ORT_DYLIB_ENV, "ORT_DYLIB_PATH"]
+        .iter()
+        .find_map(|var| std::env::var_os(var).filter(|v| !v.is_empty()))
+        .map_or_else(|| model_dir().join(ORT_DYLIB_NAME), PathBuf::from)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_and_paths() {
+        let dir = Path::new("/m");
+        assert_eq!(
+            whisper_model_path("base", dir),
+            Path::new("/m/ggml-base.bin")
+        );
+        assert_eq!(
+            whisper_model_path("base.en", dir),
+            Path::new("/m/ggml-base.en.bin")
+        );
+        assert_eq!(
+            whisper_model_path("/x/ggml-large-v3-turbo-q5_0.bin", dir),
+            Path::new("/x/ggml-large-v3-turbo-q5_0.bin")
+        );
+        assert_eq!(
+            whisper_model_path("models/custom", dir),
+            Path::new("models/custom")
+        );
+        assert_eq!(model_name_of(Path::new("/m/ggml-base.bin")), "ggml-base");
+    }
+
+    #[test]
+    fn smaller_models_follow_the_size_ladder() {
+        assert_eq!(smaller_whisper_models("small"), ["base", "tiny"]);
+        assert!(smaller_whisper_models("tiny").is_empty());
+        assert!(smaller_whisper_models("/x/model.bin").is_empty());
+    }
+
+    #[test]
+    fn a_non_ggml_file_is_refused() {
+        let path = std::env::temp_dir().join(format!("ecg-not-ggml-{}.bin", std::process::id()));
+        std::fs::write(&path, [0u8; 64]).unwrap();
+        let err = WhisperShape::read(&path).unwrap_err();
+        std::fs::remove_file(&path).unwrap();
+        assert_eq!(err.kind(), std::io::ErrorKind::InvalidData);
+    }
+}

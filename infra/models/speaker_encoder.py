@@ -1,0 +1,219 @@
+#!/usr/bin/env python3
+"""Convert Resemblyzer's GE2E speaker encoder to an ONNX graph, without PyTorch.
+
+Usage: speaker_encoder.py SOURCE OUT.onnx
+  SOURCE is `pretrained.pt`, or the Resemblyzer wheel that holds it.
+
+The weights are a legacy (pre-1.6, non-zip) PyTorch pickle; a small
+restricted unpickler reads it (see read_legacy). The graph, built with the
+`onnx` package, is Resemblyzer's VoiceEncoder.forward:
+
+  mels [batch, frames, 40] (power mel, 160 frames = 1.6 s)
+    -> 3-layer LSTM (hidden 256), last hidden state of the top layer
+    -> Linear(256 -> 256) -> ReLU -> L2 normalisation
+    -> embedding [batch, 256]
+"""
+import io
+import os
+import pickle
+import struct
+import sys
+import zipfile
+from collections import OrderedDict
+from pathlib import Path
+
+import numpy as np
+import onnx
+from onnx import TensorProto, helper, numpy_helper
+
+N_MELS, HIDDEN, LAYERS, EMBEDDING = 40, 256, 3, 256
+WHEEL_MEMBER = "resemblyzer/pretrained.pt"
+LEGACY_MAGIC = 0x1950A86A20F9469CFC6C
+LEGACY_PROTOCOL = 1001
+# Opset 17 keeps ReduceL2's axes an attribute and is well inside what ONNX Runtime runs.
+OPSET = 17
+
+# PyTorch storage classes -> element dtype (legacy files are little endian).
+STORAGE_DTYPES = {
+    "FloatStorage": "<f4", "DoubleStorage": "<f8", "HalfStorage": "<f2",
+    "LongStorage": "<i8", "IntStorage": "<i4", "ShortStorage": "<i2",
+    "CharStorage": "<i1", "ByteStorage": "<u1", "BoolStorage": "?",
+}
+
+
+# ------------------------------------------------------------ legacy pickle
+class _Storage:
+    """A storage named in the pickle; its bytes follow the pickle in the file."""
+
+    def __init__(self, dtype, count):
+        self.dtype, self.count, self.data = np.dtype(dtype), count, None
+
+
+class _Tensor:
+    """_rebuild_tensor_v2's arguments, materialised once the storages are read."""
+
+    def __init__(self, storage, offset, shape, stride):
+        self.storage, self.offset, self.shape, self.stride = storage, offset, shape, stride
+
+    def array(self):
+        data = self.storage.data
+        if self.shape and self.offset + sum((n - 1) * s for n, s in zip(self.shape, self.stride)) >= len(data):
+            raise ValueError("tensor reaches past its storage")
+        item = data.itemsize
+        view = np.lib.stride_tricks.as_strided(
+            data[self.offset:], self.shape, [s * item for s in self.stride], writeable=False)
+        return np.array(view)
+
+
+class _StorageType:
+    def __init__(self, name):
+        self.name = name
+
+
+def _rebuild_tensor_v2(storage, offset, shape, stride, *_grad_and_hooks):
+    return _Tensor(storage, offset, tuple(shape), tuple(stride))
+
+
+class _LegacyUnpickler(pickle.Unpickler):
+    """Resolves only what a state dict needs; any other global is refused, so a
+    hostile file cannot run code."""
+
+    def __init__(self, f, storages):
+        super().__init__(f)
+        self.storages = storages
+
+    def find_class(self, module, name):
+        if (module, name) == ("collections", "OrderedDict"):
+            return OrderedDict
+        if (module, name) == ("torch._utils", "_rebuild_tensor_v2"):
+            return _rebuild_tensor_v2
+        if module == "torch" and name in STORAGE_DTYPES:
+            return _StorageType(name)
+        raise pickle.UnpicklingError(f"refusing global {module}.{name}")
+
+    def persistent_load(self, pid):
+        # ('storage', storage type, key, location, element count, view metadata)
+        kind, storage_type, key, _location, count, view = pid
+        if kind != "storage" or not isinstance(storage_type, _StorageType) or view is not None:
+            raise pickle.UnpicklingError(f"unexpected persistent id {pid!r}")
+        if key not in self.storages:
+            self.storages[key] = _Storage(STORAGE_DTYPES[storage_type.name], count)
+        return self.storages[key]
+
+
+def _materialise(obj):
+    if isinstance(obj, _Tensor):
+        return obj.array()
+    if isinstance(obj, dict):
+        return type(obj)((k, _materialise(v)) for k, v in obj.items())
+    if isinstance(obj, (list, tuple)):
+        return type(obj)(_materialise(v) for v in obj)
+    return obj
+
+
+def read_legacy(f):
+    """Read a legacy torch.save file from a binary file object.
+
+    Layout: pickled magic number, pickled protocol version, pickled sys info,
+    the pickled object (tensors refer to storages by persistent id), the
+    pickled list of storage keys, then per key in that order: an 8-byte
+    little-endian element count and the raw elements.
+    """
+    if pickle.load(f) != LEGACY_MAGIC:
+        raise ValueError("not a legacy PyTorch file (bad magic number)")
+    if pickle.load(f) != LEGACY_PROTOCOL:
+        raise ValueError("unsupported legacy PyTorch protocol")
+    sys_info = pickle.load(f)
+    if not sys_info.get("little_endian", False):
+        raise ValueError("big-endian PyTorch files are not supported")
+    storages = {}
+    obj = _LegacyUnpickler(f, storages).load()
+    for key in pickle.load(f):
+        (count,) = struct.unpack("<q", f.read(8))
+        storage = storages[key]
+        raw = f.read(count * storage.dtype.itemsize)
+        if count != storage.count or len(raw) != count * storage.dtype.itemsize:
+            raise ValueError(f"storage {key}: truncated or wrong size")
+        storage.data = np.frombuffer(raw, storage.dtype)
+    if f.read(1):
+        raise ValueError("trailing data after the last storage")
+    return _materialise(obj)
+
+
+def load_weights(source):
+    """The encoder's state dict {name: float32 array} from pretrained.pt or the wheel."""
+    source = Path(source)
+    if source.suffix == ".whl":
+        with zipfile.ZipFile(source) as z:
+            f = io.BytesIO(z.read(WHEEL_MEMBER))
+    else:
+        f = io.BytesIO(source.read_bytes())
+    state = read_legacy(f)["model_state"]
+    return {k: np.asarray(v, np.float32) for k, v in state.items()}
+
+
+# -------------------------------------------------------------------- graph
+def _ifgo_to_iofc(w):
+    """PyTorch stacks LSTM gates i,f,g,o along axis 0; ONNX expects i,o,f,c (c = g)."""
+    i, f, g, o = np.split(w, 4, axis=0)
+    return np.concatenate([i, o, f, g], axis=0)
+
+
+def build_graph(weights):
+    """The ONNX model of VoiceEncoder.forward for these weights."""
+    inits, nodes = [], []
+
+    def const(name, arr):
+        inits.append(numpy_helper.from_array(np.ascontiguousarray(arr), name))
+        return name
+
+    # ONNX LSTM (layout 0) reads [seq, batch, features].
+    nodes.append(helper.make_node("Transpose", ["mels"], ["x0"], perm=[1, 0, 2]))
+    axis0, axis1 = const("axis0", np.array([0], np.int64)), const("axis1", np.array([1], np.int64))
+    x = "x0"
+    for layer in range(LAYERS):
+        w = _ifgo_to_iofc(weights[f"lstm.weight_ih_l{layer}"])[None]
+        r = _ifgo_to_iofc(weights[f"lstm.weight_hh_l{layer}"])[None]
+        b = np.concatenate([_ifgo_to_iofc(weights[f"lstm.bias_ih_l{layer}"]),
+                            _ifgo_to_iofc(weights[f"lstm.bias_hh_l{layer}"])])[None]
+        y, y_h = f"y{layer}", f"h{layer}"
+        nodes.append(helper.make_node(
+            "LSTM", [x, const(f"W{layer}", w), const(f"R{layer}", r), const(f"B{layer}", b)],
+            [y, y_h], hidden_size=HIDDEN))
+        # Y is [seq, directions=1, batch, hidden]: drop the direction axis for the next layer.
+        x = f"x{layer + 1}"
+        nodes.append(helper.make_node("Squeeze", [y, axis1], [x]))
+    last = f"h{LAYERS - 1}"
+    nodes += [
+        helper.make_node("Squeeze", [last, axis0], ["hidden"]),
+        helper.make_node("Gemm", ["hidden", const("linear_w", weights["linear.weight"]),
+                                  const("linear_b", weights["linear.bias"])], ["linear"], transB=1),
+        helper.make_node("Relu", ["linear"], ["raw"]),
+        helper.make_node("ReduceL2", ["raw"], ["norm"], axes=[1], keepdims=1),
+        # An all-zero vector after ReLU stays zero instead of turning into NaN.
+        helper.make_node("Max", ["norm", const("tiny", np.array([1e-12], np.float32))], ["safe_norm"]),
+        helper.make_node("Div", ["raw", "safe_norm"], ["embedding"]),
+    ]
+    graph = helper.make_graph(
+        nodes, "ge2e_speaker_encoder",
+        [helper.make_tensor_value_info("mels", TensorProto.FLOAT, ["batch", "frames", N_MELS])],
+        [helper.make_tensor_value_info("embedding", TensorProto.FLOAT, ["batch", EMBEDDING])],
+        inits)
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)],
+                              producer_name="ecg speaker_encoder.py")
+    model.ir_version = 8
+    onnx.checker.check_model(model, full_check=True)
+    return model
+
+
+def convert(source, out_path):
+    model = build_graph(load_weights(source))
+    tmp = f"{out_path}.tmp"
+    onnx.save(model, tmp)
+    os.replace(tmp, out_path)
+
+
+if __name__ == "__main__":
+    if len(sys.argv) != 3:
+        sys.exit(__doc__)
+    convert(sys.argv[1], sys.argv[2])
