@@ -33,7 +33,8 @@ test-python: deps
 	$$(infra/python-env.sh --test) -m pytest -q -c infra/pytest.ini infra
 
 test-rust: models
-	cargo test --workspace --no-fail-fast
+	# One Whisper thread per test: tests run two at a time on two cores, and ggml busy-waits when oversubscribed.
+	ECG_ASR_THREADS=$${ECG_ASR_THREADS:-1} cargo test --workspace --no-fail-fast
 
 ## The hostile-input suite alone (also part of test-rust): `ecg serve` against hostile requests,
 ## URLs, media and servers on 127.0.0.1.

@@ -118,3 +118,13 @@ async fn watch_dead_letters(
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    #[test]
+    fn flags_and_variables_are_consistent() {
+        super::Cli::command().debug_assert();
+    }
+}

@@ -109,12 +109,18 @@ async fn concurrent_jobs_all_end_with_nothing_leaked() {
     let ids = submissions.join_all().await;
     let accepted_s = started.elapsed().as_secs_f64();
 
+    // Jobs run in the order they came, so waiting in that order samples memory as they end:
+    // flat samples mean memory is bounded by the workers, not by the jobs run.
     let mut statuses = BTreeMap::<String, usize>::new();
-    for id in &ids {
+    let mut rss_samples = Vec::new();
+    for (n, id) in ids.iter().enumerate() {
         let job = wait_for_end(&client, &server.base, id, Duration::from_secs(1800)).await;
         *statuses
             .entry(job["status"].as_str().unwrap().to_owned())
             .or_default() += 1;
+        if (n + 1) % (jobs / 4).max(1) == 0 {
+            rss_samples.push(format!("{}: {:.0} MiB", n + 1, memory_mib(pid, "VmRSS:")));
+        }
     }
     let all_done_s = started.elapsed().as_secs_f64();
     wait_for_callbacks(&receiver, jobs * SEQUENCE.len(), Duration::from_secs(60)).await;
@@ -145,7 +151,8 @@ async fn concurrent_jobs_all_end_with_nothing_leaked() {
     println!(
         "load: {jobs} jobs, {workers} workers: accepted in {accepted_s:.2} s, all ended in \
          {all_done_s:.1} s ({:.2} jobs/s); statuses {statuses:?}; {} callbacks, {unsigned} \
-         unsigned, {} incomplete sequences; RSS idle {rss_idle:.0} MiB, peak {peak_rss:.0} MiB; \
+         unsigned, {} incomplete sequences; RSS idle {rss_idle:.0} MiB, peak {peak_rss:.0} MiB, \
+         after jobs ended {rss_samples:?}; \
          fds before {fds_before:?}, after {fds_after:?}; scratch job dirs left: {scratch_left}",
         jobs as f64 / all_done_s,
         calls.len(),

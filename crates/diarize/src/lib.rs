@@ -43,10 +43,15 @@ const MODEL_FILE: &str = "speaker_encoder.onnx";
 #[derive(Clone, Debug, PartialEq, clap::Args)]
 pub struct DiarizeConfig {
     /// The GE2E speaker encoder ONNX file; `<model dir>/speaker_encoder.onnx` by default.
-    #[arg(long = "diarize-model", env = "ECG_DIARIZE_MODEL")]
+    #[arg(
+        id = "diarize_model",
+        long = "diarize-model",
+        env = "ECG_DIARIZE_MODEL"
+    )]
     pub model: Option<PathBuf>,
     /// ONNX Runtime threads for the encoder.
     #[arg(
+        id = "diarize_threads",
         long = "diarize-threads",
         env = "ECG_DIARIZE_THREADS",
         default_value_t = 2
@@ -54,17 +59,19 @@ pub struct DiarizeConfig {
     pub threads: usize,
     /// Windows per encoder run: larger batches use the CPU better, up to a point.
     #[arg(
+        id = "diarize_batch",
         long = "diarize-batch",
         env = "ECG_DIARIZE_BATCH",
         default_value_t = 32
     )]
     pub batch: usize,
     /// Milliseconds between the starts of consecutive 1.6 s windows.
-    #[arg(long = "diarize-hop-ms", env = "ECG_DIARIZE_HOP_MS", default_value_t = 500,
+    #[arg(id = "diarize_hop_ms", long = "diarize-hop-ms", env = "ECG_DIARIZE_HOP_MS", default_value_t = 500,
           value_parser = clap::value_parser!(u32).range(100..=1600))]
     pub hop_ms: u32,
     /// The most speakers found when the request gives no count or maximum.
     #[arg(
+        id = "diarize_max_speakers",
         long = "diarize-max-speakers",
         env = "ECG_DIARIZE_MAX_SPEAKERS",
         default_value_t = 10
@@ -73,6 +80,7 @@ pub struct DiarizeConfig {
     /// Clusters whose centroids are at least this similar (cosine) are one speaker. Calibrated on
     /// this encoder: one voice's clusters stay above 0.9, distinct voices below 0.8.
     #[arg(
+        id = "diarize_merge_similarity",
         long = "diarize-merge-similarity",
         env = "ECG_DIARIZE_MERGE_SIMILARITY",
         default_value_t = 0.87
@@ -80,6 +88,7 @@ pub struct DiarizeConfig {
     pub merge_similarity: f32,
     /// Shorter turns are absorbed by a neighbour (a speaker's only turn is kept).
     #[arg(
+        id = "diarize_min_turn_ms",
         long = "diarize-min-turn-ms",
         env = "ECG_DIARIZE_MIN_TURN_MS",
         default_value_t = 500
@@ -87,6 +96,7 @@ pub struct DiarizeConfig {
     pub min_turn_ms: u32,
     /// How far a change of speaker may move to reach a pause.
     #[arg(
+        id = "diarize_snap_ms",
         long = "diarize-snap-ms",
         env = "ECG_DIARIZE_SNAP_MS",
         default_value_t = 400

@@ -31,10 +31,14 @@ pub struct EmotionConfig {
     pub model: Option<PathBuf>,
     /// The model's class labels, one per line in output order; `<model>.labels.txt` by default
     /// (e.g. `ser.onnx.labels.txt`).
-    #[arg(long = "emotion-labels", env = "ECG_EMOTION_LABELS")]
+    #[arg(
+        id = "emotion_labels",
+        long = "emotion-labels",
+        env = "ECG_EMOTION_LABELS"
+    )]
     pub labels: Option<PathBuf>,
     /// What the model reads: `raw` 16 kHz waveform `[1, N]`, or `logmel` `[1, 80, T]`.
-    #[arg(long = "emotion-input", env = "ECG_EMOTION_INPUT", value_enum, default_value_t = ModelInput::Raw)]
+    #[arg(id = "emotion_input", long = "emotion-input", env = "ECG_EMOTION_INPUT", value_enum, default_value_t = ModelInput::Raw)]
     pub input: ModelInput,
 }
 
