@@ -1,0 +1,118 @@
+//! `ecg analyze` as a user runs it: the real binary on generated media in several containers.
+
+// Helpers panic on purpose: in a test, a broken fixture is a failed test.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::path::Path;
+use std::process::Command;
+
+use serde_json::Value;
+
+mod common;
+
+use common::{model_dir, speech_wav};
+
+const TEXT: &str = "The weather is lovely today. We will walk along the river after lunch.";
+
+fn run(tool: &str, args: &[&str]) {
+    let status = Command::new(tool)
+        .args(args)
+        .status()
+        .unwrap_or_else(|e| panic!("{tool} is needed (make test installs it): {e}"));
+    assert!(status.success(), "{tool} {args:?} failed");
+}
+
+fn analyze(input: &Path, extra: &[&str]) -> String {
+    let output = Command::new(env!("CARGO_BIN_EXE_ecg"))
+        .arg("analyze")
+        .arg(input)
+        .args(extra)
+        .env("ECG_MODEL_DIR", model_dir())
+        .output()
+        .expect("ecg runs");
+    assert!(
+        output.status.success(),
+        "ecg analyze {} failed: {}",
+        input.display(),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8(output.stdout).expect("UTF-8 output")
+}
+
+fn normalised(text: &str) -> String {
+    text.to_lowercase()
+        .chars()
+        .filter(|c| c.is_alphanumeric() || c.is_whitespace())
+        .collect()
+}
+
+#[test]
+fn the_same_speech_in_every_container_gives_the_same_transcript() {
+    assert!(
+        model_dir().join("ggml-base.bin").exists(),
+        "models missing: run `make models`"
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let wav = dir.path().join("speech.wav");
+    speech_wav(&wav, TEXT);
+    let reference: Value = serde_json::from_str(&analyze(&wav, &["--language", "en"])).unwrap();
+    let expected = normalised(reference["text"].as_str().unwrap());
+    assert!(
+        expected.contains("river") && expected.contains("lunch"),
+        "{expected}"
+    );
+
+    for (name, codec) in [
+        ("speech.mp4", &["-c:a", "aac", "-b:a", "96k"][..]),
+        ("speech.mp3", &["-c:a", "libmp3lame", "-b:a", "96k"][..]),
+        ("speech.flac", &["-c:a", "flac"][..]),
+        ("speech.webm", &["-c:a", "libopus", "-b:a", "48k"][..]),
+    ] {
+        let path = dir.path().join(name);
+        let mut args = vec!["-loglevel", "error", "-y", "-i", wav.to_str().unwrap()];
+        args.extend_from_slice(codec);
+        args.push(path.to_str().unwrap());
+        run("ffmpeg", &args);
+        let result: Value = serde_json::from_str(&analyze(&path, &["--language", "en"])).unwrap();
+        assert_eq!(
+            normalised(result["text"].as_str().unwrap()),
+            expected,
+            "{name}"
+        );
+    }
+}
+
+#[test]
+fn subtitles_are_valid_srt_and_vtt() {
+    let dir = tempfile::tempdir().unwrap();
+    let wav = dir.path().join("speech.wav");
+    speech_wav(&wav, TEXT);
+    let srt = analyze(&wav, &["--format", "srt", "--no-emotion"]);
+    let first: Vec<&str> = srt.lines().take(3).collect();
+    assert_eq!(first[0], "1");
+    let (start, end) = first[1].split_once(" --> ").expect("an SRT timing line");
+    assert!(
+        start.len() == 12 && start.as_bytes()[8] == b',' && end.len() == 12,
+        "{srt}"
+    );
+    assert!(start < end);
+    assert!(srt.ends_with("\n\n"));
+
+    let out = dir.path().join("speech.vtt");
+    analyze(
+        &wav,
+        &[
+            "--format",
+            "vtt",
+            "--speaker-labels",
+            "-o",
+            out.to_str().unwrap(),
+        ],
+    );
+    let vtt = std::fs::read_to_string(out).unwrap();
+    assert!(vtt.starts_with("WEBVTT\n\n"), "{vtt}");
+    assert!(
+        vtt.contains(" --> ") && vtt.contains("<v SPEAKER_00>"),
+        "{vtt}"
+    );
+}
