@@ -186,18 +186,8 @@ impl JobStore for DynamoJobStore {
     }
 
     async fn start(&self, id: JobId, attempt: u32) -> Result<Option<JobRecord>, BackendError> {
-        self.modify(id, |r| {
-            let takes_over = r.status == JobStatus::Processing && r.attempt < attempt;
-            if r.status != JobStatus::Queued && !takes_over {
-                return false;
-            }
-            r.status = JobStatus::Processing;
-            r.attempt = attempt;
-            r.progress = 0;
-            r.started_at = Some(Timestamp::now());
-            true
-        })
-        .await
+        self.modify(id, |r| r.start(attempt, Timestamp::now()))
+            .await
     }
 
     async fn record_progress(
@@ -207,15 +197,7 @@ impl JobStore for DynamoJobStore {
         percent: u8,
     ) -> Result<bool, BackendError> {
         let changed = self
-            .modify(id, |r| {
-                let raise = r.status == JobStatus::Processing
-                    && r.attempt == attempt
-                    && percent > r.progress;
-                if raise {
-                    r.progress = percent;
-                }
-                raise
-            })
+            .modify(id, |r| r.raise_progress(attempt, percent))
             .await?;
         Ok(changed.is_some())
     }
@@ -226,17 +208,9 @@ impl JobStore for DynamoJobStore {
         attempt: u32,
         outcome: Outcome,
     ) -> Result<Option<JobRecord>, BackendError> {
-        self.modify(id, |r| {
-            let owns = r.status == JobStatus::Queued
-                || (r.status == JobStatus::Processing && r.attempt == attempt);
-            if !owns || !r.status.can_become(outcome.status()) {
-                return false;
-            }
-            // Cloned because a lost race decides again; `modify` sets the version itself.
-            r.finish(outcome.clone(), Timestamp::now());
-            true
-        })
-        .await
+        // Cloned because a lost race decides again; `modify` sets the version itself.
+        self.modify(id, |r| r.finish(attempt, outcome.clone(), Timestamp::now()))
+            .await
     }
 
     async fn set_delivery(
@@ -245,15 +219,7 @@ impl JobStore for DynamoJobStore {
         from: Delivery,
         to: Delivery,
     ) -> Result<bool, BackendError> {
-        let changed = self
-            .modify(id, |r| {
-                let ok = r.status.is_terminal() && r.delivery == from;
-                if ok {
-                    r.delivery = to;
-                }
-                ok
-            })
-            .await?;
+        let changed = self.modify(id, |r| r.move_delivery(from, to)).await?;
         Ok(changed.is_some())
     }
 

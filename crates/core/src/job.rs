@@ -188,8 +188,41 @@ impl JobRecord {
         Some(round_ms(end.duration_since(start).as_secs_f64()))
     }
 
-    /// Applies a terminal outcome in memory; stores call this inside their conditional write.
-    pub fn finish(&mut self, outcome: Outcome, now: Timestamp) {
+    // The state machine's rules. Every store applies them to the record it read, inside one
+    // conditional write; each returns whether the record changed (false: leave it alone).
+
+    /// queued → processing for delivery `attempt`, or a take-over of a processing job whose
+    /// earlier attempt was lost (its message came back with a higher delivery count).
+    pub fn start(&mut self, attempt: u32, now: Timestamp) -> bool {
+        let takes_over = self.status == JobStatus::Processing && self.attempt < attempt;
+        if self.status != JobStatus::Queued && !takes_over {
+            return false;
+        }
+        self.status = JobStatus::Processing;
+        self.attempt = attempt;
+        self.progress = 0;
+        self.started_at = Some(now);
+        true
+    }
+
+    /// Raises the progress of a job processing under `attempt`; it never goes back.
+    pub fn raise_progress(&mut self, attempt: u32, percent: u8) -> bool {
+        let raise = self.status == JobStatus::Processing
+            && self.attempt == attempt
+            && percent > self.progress;
+        if raise {
+            self.progress = percent;
+        }
+        raise
+    }
+
+    /// Ends a job that is queued or processing under `attempt`. Terminal states are final.
+    pub fn finish(&mut self, attempt: u32, outcome: Outcome, now: Timestamp) -> bool {
+        let owns = self.status == JobStatus::Queued
+            || (self.status == JobStatus::Processing && self.attempt == attempt);
+        if !owns || !self.status.can_become(outcome.status()) {
+            return false;
+        }
         self.status = outcome.status();
         self.finished_at = Some(now);
         match outcome {
@@ -202,7 +235,16 @@ impl JobRecord {
                 self.error_message = Some(message);
             }
         }
-        self.version += 1;
+        true
+    }
+
+    /// Moves the terminal callback's delivery forward from `from` to `to`.
+    pub fn move_delivery(&mut self, from: Delivery, to: Delivery) -> bool {
+        let moves = self.status.is_terminal() && self.delivery == from;
+        if moves {
+            self.delivery = to;
+        }
+        moves
     }
 
     /// The terminal callback for this record, if it has ended.

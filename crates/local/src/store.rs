@@ -5,7 +5,7 @@ use std::path::Path;
 use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
-use ecg_core::job::{Delivery, JobId, JobRecord, JobStatus, Outcome};
+use ecg_core::job::{Delivery, JobId, JobRecord, Outcome};
 use ecg_core::ports::{BackendError, Created, JobStore};
 use jiff::Timestamp;
 use rusqlite::{Connection, OptionalExtension, params};
@@ -131,18 +131,8 @@ impl JobStore for SqliteJobStore {
     }
 
     async fn start(&self, id: JobId, attempt: u32) -> Result<Option<JobRecord>, BackendError> {
-        self.modify(id, move |r| {
-            let takes_over = r.status == JobStatus::Processing && r.attempt < attempt;
-            if r.status != JobStatus::Queued && !takes_over {
-                return false;
-            }
-            r.status = JobStatus::Processing;
-            r.attempt = attempt;
-            r.progress = 0;
-            r.started_at = Some(Timestamp::now());
-            true
-        })
-        .await
+        self.modify(id, move |r| r.start(attempt, Timestamp::now()))
+            .await
     }
 
     async fn record_progress(
@@ -152,15 +142,7 @@ impl JobStore for SqliteJobStore {
         percent: u8,
     ) -> Result<bool, BackendError> {
         let changed = self
-            .modify(id, move |r| {
-                let raise = r.status == JobStatus::Processing
-                    && r.attempt == attempt
-                    && percent > r.progress;
-                if raise {
-                    r.progress = percent;
-                }
-                raise
-            })
+            .modify(id, move |r| r.raise_progress(attempt, percent))
             .await?;
         Ok(changed.is_some())
     }
@@ -171,17 +153,8 @@ impl JobStore for SqliteJobStore {
         attempt: u32,
         outcome: Outcome,
     ) -> Result<Option<JobRecord>, BackendError> {
-        self.modify(id, move |r| {
-            let owns = r.status == JobStatus::Queued
-                || (r.status == JobStatus::Processing && r.attempt == attempt);
-            if !owns || !r.status.can_become(outcome.status()) {
-                return false;
-            }
-            r.finish(outcome, Timestamp::now());
-            // `finish` bumps the version itself; `modify` sets it from the stored one.
-            true
-        })
-        .await
+        self.modify(id, move |r| r.finish(attempt, outcome, Timestamp::now()))
+            .await
     }
 
     async fn set_delivery(
@@ -190,15 +163,7 @@ impl JobStore for SqliteJobStore {
         from: Delivery,
         to: Delivery,
     ) -> Result<bool, BackendError> {
-        let changed = self
-            .modify(id, move |r| {
-                let ok = r.status.is_terminal() && r.delivery == from;
-                if ok {
-                    r.delivery = to;
-                }
-                ok
-            })
-            .await?;
+        let changed = self.modify(id, move |r| r.move_delivery(from, to)).await?;
         Ok(changed.is_some())
     }
 
@@ -256,6 +221,7 @@ fn db_error(e: rusqlite::Error) -> BackendError {
 mod tests {
     use super::*;
     use ecg_core::error::ErrorCode;
+    use ecg_core::job::JobStatus;
     use ecg_core::request::{JobSpec, UrlPolicy};
     use serde_json::json;
 
