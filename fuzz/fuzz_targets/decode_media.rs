@@ -75,6 +75,9 @@ fuzz_target!(|data: &[u8]| {
     std::fs::write(path, media).unwrap();
     if let Ok(audio) = fixture.decoder.decode(path) {
         assert!(audio.duration_s() <= 601.0, "{} s", audio.duration_s());
-        assert!(audio.samples.iter().all(|s| s.is_finite()), "non-finite samples");
+        assert!(
+            audio.samples.iter().all(|s| s.is_finite()),
+            "non-finite samples"
+        );
     }
 });

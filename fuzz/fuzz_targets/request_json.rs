@@ -40,7 +40,10 @@ fn check(spec: &JobSpec, policy: &UrlPolicy) {
         MediaSource::S3 { bucket, key } => assert!(!bucket.is_empty() && !key.is_empty()),
     }
     for url in urls {
-        assert!(url.username().is_empty() && url.password().is_none(), "{url}");
+        assert!(
+            url.username().is_empty() && url.password().is_none(),
+            "{url}"
+        );
         assert!(matches!(url.scheme(), "http" | "https"), "{url}");
         let ip = match url.host() {
             Some(Host::Ipv4(ip)) => Some(ip.into()),
