@@ -470,13 +470,62 @@ def levers(s, work, runs_dir):
 PROBE = None
 
 
-def probe_bin(work):
-    """Builds bench/probe (whisper-rs as `ecg` pins it) into WORK_DIR/probe-target."""
-    target = work / "probe-target"
+def probe_bin(work, openmp=False):
+    """Builds bench/probe (whisper-rs as `ecg` pins it) into WORK_DIR/probe-target[-openmp]."""
+    target = work / ("probe-target-openmp" if openmp else "probe-target")
     env = dict(os.environ, CARGO_TARGET_DIR=str(target))
     subprocess.run(["cargo", "build", "--release", "--quiet", "--manifest-path",
-                    str(REPO / "bench" / "probe" / "Cargo.toml")], check=True, env=env)
+                    str(REPO / "bench" / "probe" / "Cargo.toml")]
+                   + (["--features", "openmp"] if openmp else []), check=True, env=env)
     return target / "release" / "ecg-asr-probe"
+
+
+class Hog:
+    """One busy process (a spinning Python loop): the CPU contention of a shared machine."""
+
+    def __enter__(self):
+        self.p = subprocess.Popen([PY, "-c", "while True: pass"])
+        time.sleep(0.3)
+        return self
+
+    def __exit__(self, *exc):
+        self.p.kill()
+        self.p.wait()
+
+
+def contention(s, work):
+    """The encoder with and without one competing busy process: ggml's spinning thread
+    barrier against the OpenMP build of the same whisper.cpp, and one thread against two."""
+    spin, omp = probe_bin(work), probe_bin(work, openmp=True)
+    wav = work / "clips" / f"speech-{s.lever_clip}m.wav"
+    model = s.model_dir / "ggml-base.bin"
+    t = str(s.threads)
+    runs = int(os.environ.get("BENCH_PROBE_RUNS", "2"))
+    configs = []
+    for hog in (False, True):
+        for threads in sorted({"1", t}):
+            configs.append((f"ggml spin barrier, {threads} thread(s)", spin, threads, hog, {}))
+            configs.append((f"OpenMP build, {threads} thread(s)", omp, threads, hog, {}))
+            configs.append((f"OpenMP build, {threads} thread(s), OMP_WAIT_POLICY=passive", omp,
+                            threads, hog, {"OMP_WAIT_POLICY": "passive"}))
+    out = []
+    say(f"contention: {len(configs)} settings × {runs} runs, encoder on 3 windows")
+    for i in range(runs):
+        for name, exe, threads, hog, env in configs:
+            argv = [str(exe), "--wav", str(wav), "--model", str(model), "--threads", threads,
+                    "--encode-only", "--windows", "3"]
+            e = dict(os.environ, **env)
+            if hog:
+                with Hog():
+                    p = subprocess.run(argv, capture_output=True, text=True, check=True, env=e)
+            else:
+                p = subprocess.run(argv, capture_output=True, text=True, check=True, env=e)
+            rec = json.loads(p.stdout.strip().splitlines()[-1])
+            out.append({"name": name, "threads": int(threads), "hog": hog, "run": i,
+                        "per_window_s": [w["s"] for w in rec["windows"]]})
+            say(f"  {name}{' + 1 busy process' if hog else ''}: "
+                + " ".join(f"{x:.2f}" for x in out[-1]["per_window_s"]))
+    return out
 
 
 def probe_levers(s, work):
@@ -560,6 +609,7 @@ def main(work):
         results["levers"] = levers(s, work, runs_dir)
     if os.environ.get("BENCH_PROBE", "0") == "1":
         results["probe"] = probe_levers(s, work)
+        results["contention"] = contention(s, work)
     results["finished"] = datetime.now(timezone.utc).isoformat(timespec="seconds")
     results["load_at_end"] = loadavg()
     (runs_dir / "results.json").write_text(json.dumps(results, indent=1) + "\n")

@@ -44,7 +44,9 @@ def render(r):
     all_runs = [p[k] for c in ab for p in c["pairs"] for k in ("a", "b")]
     max_load = max([x["load_before"] for x in all_runs] + [x["load_after"] for x in all_runs]
                    + [r["load_at_start"]], default=0)
-    disturbed = [x for x in all_runs if x["others"] or max(x["load_before"], x["load_after"]) > LOADED]
+    # Our own runs keep the load average near the thread count, so the load alone says little:
+    # a run counts as disturbed when another process used CPU just before or after it.
+    disturbed = [x for x in all_runs if x["others"]]
 
     w("# Benchmarks")
     w("")
@@ -73,16 +75,17 @@ def render(r):
     if wq:
         w(f"- Waited {wq['waited_s'] // 60} min for a quiet machine (load < 0.5, no other "
           f"busy process): {'it became quiet' if wq['quiet'] else 'it never did'}.")
-    if disturbed or max_load > LOADED:
-        w(f"- **The machine was shared during this run**: 1-min load average up to "
-          f"{max_load:.2f} on {m['nproc']} cores; {len(disturbed)} of {len(all_runs)} counted runs "
-          f"started or ended with load > {LOADED} or with other build/test processes running "
-          f"({', '.join(sorted({o for x in disturbed for o in x['others']})) or 'load only'}). "
-          "Absolute times are inflated; the A/B ratios, taken pair by pair, are the fairer "
-          "figures.")
+    if disturbed or r["load_at_start"] > LOADED:
+        w(f"- **The machine was shared during this run**: {len(disturbed)} of {len(all_runs)} "
+          f"counted runs had another process using CPU just before or after them "
+          f"({', '.join(sorted({o for x in disturbed for o in x['others']})) or 'none'}); "
+          f"1-min load average {r['load_at_start']:.2f} at the start, up to {max_load:.2f} "
+          f"(our own runs account for about {s['threads']}). Absolute times of those runs are "
+          "inflated; the A/B ratios, taken pair by pair, are the fairer figures.")
     else:
-        w(f"- The machine was quiet: 1-min load average ≤ {max_load:.2f}, no other build or test "
-          "processes during counted runs.")
+        w(f"- The machine was quiet: load {r['load_at_start']:.2f} at the start, no other busy "
+          f"process around any counted run (1-min load up to {max_load:.2f}, our own runs "
+          f"account for about {s['threads']}).")
     w("")
 
     # ---- targets
@@ -131,7 +134,8 @@ def render(r):
       "B = `python bench/fw_asr.py` (interpreter start, imports and model loading included). "
       "\"In-process ASR\" compares our `asr` span with faster-whisper's `transcribe` "
       "(its VAD included, model loading excluded). WER is against the script that was "
-      "synthesised (lower case, no punctuation).")
+      "synthesised (lower case, no punctuation). A pair marked * had another busy process "
+      "around one of its runs.")
     w("")
     w("| clip | A wall (median) | B wall (median) | A/B per pair | A/B median | in-process ASR A/B | "
       "WER A | WER B | peak RSS A | peak RSS B | CPU s A | CPU s B |")
@@ -142,7 +146,8 @@ def render(r):
         b_asr = med([p["b"]["timings"]["transcribe_s"] for p in P])
         w(f"| {c['clip']['label']} | {f(med([p['a']['wall_s'] for p in P]))} s | "
           f"{f(med([p['b']['wall_s'] for p in P]))} s | "
-          f"{' '.join(f(p['ratio'], 2) for p in P)} | **{f(med([p['ratio'] for p in P]), 2)}** | "
+          f"{' '.join(f(p['ratio'], 2) + ('*' if p['a']['others'] or p['b']['others'] else '') for p in P)} | "
+          f"**{f(med([p['ratio'] for p in P]), 2)}** | "
           f"{f(a_asr / b_asr if a_asr and b_asr else None, 2)} ({f(a_asr)} / {f(b_asr)} s) | "
           f"{pct(med([p['a']['accuracy']['wer'] for p in P]))} | "
           f"{pct(med([p['b']['accuracy']['wer'] for p in P]))} | "
@@ -250,6 +255,8 @@ def render(r):
 
     if "probe" in r:
         render_probe(r["probe"], w)
+    if r.get("contention"):
+        render_contention(r["contention"], w)
 
     findings = HERE / "findings.md"
     if findings.exists():
@@ -316,6 +323,25 @@ def render_probe(P, w):
           f"with `audio_ctx` 512 ({pct((x - b) / b) if b else '–'}); words differing: "
           f"{pct(agree(short[1], short[0]))}.")
         w("")
+
+
+def render_contention(C, w):
+    w("## Sharing the CPU: whisper.cpp's threads against one busy process")
+    w("")
+    w("The encoder on 30 s windows (`bench/probe --encode-only`), alone and next to one "
+      "process spinning on a core (`python -c 'while True: pass'`), with whisper.cpp as `ecg` "
+      "builds it (ggml's own thread pool, whose barrier spins) and built with whisper-rs's "
+      "`openmp` feature (OpenMP barriers, which can sleep).")
+    w("")
+    w("| build and threads | alone: s / window | with 1 busy process: s / window | slowdown |")
+    w("|---|---|---|---|")
+    names = list(dict.fromkeys(x["name"] for x in C))
+    for n in names:
+        alone = med([v for x in C if x["name"] == n and not x["hog"] for v in x["per_window_s"]])
+        hog = med([v for x in C if x["name"] == n and x["hog"] for v in x["per_window_s"]])
+        w(f"| {n} | {f(alone, 2)} | {f(hog, 2)} | "
+          f"{f(hog / alone if alone and hog else None, 1)}× |")
+    w("")
 
 
 def acc(pairs, side):
