@@ -6,17 +6,19 @@ out=${1:?usage: sample.sh OUT.mp4}
 [[ -s $out ]] && exit 0
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
+# Festival's kal (male) and slt (female) voices: recorded voices that a speaker encoder tells
+# apart, unlike espeak-ng's variants of one formant synthesiser.
 lines=(
-  "en-us+m3|Good morning. Thank you for joining our weekly product meeting."
-  "en-gb+f2|Thanks. I would like to start with the results of the new subtitle feature."
-  "en-us+m3|Sure. How many videos did we process last week?"
-  "en-gb+f2|About twelve thousand, and the feedback from creators was very positive."
+  "kal_diphone|Good morning. Thank you for joining our weekly product meeting."
+  "cmu_us_slt_arctic_hts|Thanks. I would like to start with the results of the new subtitle feature."
+  "kal_diphone|Sure. How many videos did we process last week?"
+  "cmu_us_slt_arctic_hts|About twelve thousand, and the feedback from creators was very positive."
 )
 list=$work/list.txt
 for i in "${!lines[@]}"; do
   voice=${lines[$i]%%|*}
   text=${lines[$i]#*|}
-  espeak-ng -v "$voice" -s 150 -w "$work/line$i.wav" "$text"
+  printf '%s' "$text" | text2wave -eval "(voice_$voice)" -o "$work/line$i.wav"
   sox "$work/line$i.wav" -r 16000 -c 1 "$work/part$i.wav" pad 0 0.6
   echo "file '$work/part$i.wav'" >> "$list"
 done

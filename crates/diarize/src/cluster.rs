@@ -11,6 +11,11 @@
 //!    have no cluster structure to find), and their centroids then stay far closer than two
 //!    voices' do.
 //!
+//! Windows that share audio (overlapping windows of one region) are alike because they hear the
+//! same sound, not only the same voice. Their affinity is left out of step 1: otherwise each
+//! row's strongest neighbours are its overlapping windows, the graph falls apart into chains along
+//! time, and a short clip's turns split into many "speakers", mid-sentence.
+//!
 //! The affinity matrix and its eigendecomposition grow with the square and cube of the number of
 //! windows, so at most 600 evenly spaced windows (`MAX_SPECTRAL_POINTS`) enter step 1 and every
 //! window enters step 2: the cost is then linear in the audio's length.
@@ -48,7 +53,13 @@ pub struct Clusters {
 
 /// Clusters `points` into a number of speakers within `bounds` (clamped to the number of points).
 /// Without an exact count, clusters whose centroids are more alike than `merge_similarity` merge.
-pub fn cluster(points: &[Embedding], bounds: Bounds, merge_similarity: f32) -> Clusters {
+/// `shares_audio(i, j)` says whether points `i` and `j` were embedded from overlapping audio.
+pub fn cluster(
+    points: &[Embedding],
+    shares_audio: &dyn Fn(usize, usize) -> bool,
+    bounds: Bounds,
+    merge_similarity: f32,
+) -> Clusters {
     let n = points.len();
     let max = bounds.max.clamp(1, n.max(1));
     let bounds = Bounds {
@@ -70,7 +81,7 @@ pub fn cluster(points: &[Embedding], bounds: Bounds, merge_similarity: f32) -> C
     }
     let step = n.div_ceil(MAX_SPECTRAL_POINTS);
     let sample: Vec<Embedding> = points.iter().step_by(step).copied().collect();
-    let (sample_labels, k) = spectral(&sample, bounds);
+    let (sample_labels, k) = spectral(&sample, &|i, j| shares_audio(i * step, j * step), bounds);
     // Should the eigendecomposition fail, the bounds still hold.
     let k = k.max(bounds.min);
     let seeds = centroids(&sample, &sample_labels, k);
@@ -83,11 +94,21 @@ pub fn cluster(points: &[Embedding], bounds: Bounds, merge_similarity: f32) -> C
 }
 
 /// NME-SC on a few hundred points: labels 0..k and k, within `bounds` (and below the points).
-fn spectral(points: &[Embedding], bounds: Bounds) -> (Vec<usize>, usize) {
+fn spectral(
+    points: &[Embedding],
+    shares_audio: &dyn Fn(usize, usize) -> bool,
+    bounds: Bounds,
+) -> (Vec<usize>, usize) {
     let m = points.len();
     let max = bounds.max.min(m - 1).max(1);
     let min = bounds.min.min(max);
-    let affinity = Mat::<f64>::from_fn(m, m, |i, j| f64::from(similarity(&points[i], &points[j])));
+    let affinity = Mat::<f64>::from_fn(m, m, |i, j| {
+        if i != j && shares_audio(i, j) {
+            0.0
+        } else {
+            f64::from(similarity(&points[i], &points[j]))
+        }
+    });
     // (score, p, k): the smaller the score, the clearer the gap.
     let mut best: Option<(f64, f64, usize)> = None;
     for p in PRUNING {
@@ -325,8 +346,13 @@ mod tests {
             .collect()
     }
 
+    /// Points embedded from separate stretches of audio.
+    fn apart(_: usize, _: usize) -> bool {
+        false
+    }
+
     fn count(points: &[Embedding], bounds: Bounds) -> usize {
-        cluster(points, bounds, 0.87).centroids.len()
+        cluster(points, &apart, bounds, 0.87).centroids.len()
     }
 
     const AUTO: Bounds = Bounds { min: 1, max: 10 };
@@ -336,7 +362,7 @@ mod tests {
         let one = voice(0, 40, 0.3);
         assert_eq!(count(&one, AUTO), 1);
         let two: Vec<Embedding> = [voice(0, 30, 0.3), voice(50, 25, 0.3)].concat();
-        let c = cluster(&two, AUTO, 0.87);
+        let c = cluster(&two, &apart, AUTO, 0.87);
         assert_eq!(c.centroids.len(), 2);
         assert!(c.labels[..30].iter().all(|&l| l == c.labels[0]));
         assert!(
@@ -360,6 +386,38 @@ mod tests {
         assert_eq!(count(&three, Bounds { min: 4, max: 4 }), 4);
         // More speakers than points cannot be: each point is one.
         assert_eq!(count(&three[..2], Bounds { min: 3, max: 3 }), 2);
-        assert!(cluster(&[], AUTO, 0.87).labels.is_empty());
+        assert!(cluster(&[], &apart, AUTO, 0.87).labels.is_empty());
+    }
+
+    #[test]
+    fn shared_audio_does_not_split_a_voice() {
+        // One voice heard in runs of four overlapping windows: a run's windows nearly alike (the
+        // same sound), separate runs only as alike as one voice's separate sentences are (≈ 0.75).
+        let mut seed = 0x9e37_79b9_u32;
+        let mut noise = move |scale: f32| {
+            seed ^= seed << 13;
+            seed ^= seed >> 17;
+            seed ^= seed << 5;
+            scale * (seed as f32 / u32::MAX as f32 - 0.5)
+        };
+        let unit = |e: [f32; DIM]| {
+            let n = e.iter().map(|x| x * x).sum::<f32>().sqrt();
+            e.map(|x| x / n)
+        };
+        let mut points = Vec::new();
+        for _ in 0..12 {
+            let mut run = [0f32; DIM];
+            run[0] = 1.0;
+            run.iter_mut().for_each(|x| *x += noise(0.13));
+            for _ in 0..4 {
+                points.push(unit(run.map(|x| x + noise(0.02))));
+            }
+        }
+        let same_run = |i: usize, j: usize| i / 4 == j / 4;
+        let found = |shares: &dyn Fn(usize, usize) -> bool| {
+            cluster(&points, shares, AUTO, 0.87).centroids.len()
+        };
+        assert_eq!(found(&same_run), 1);
+        assert!(found(&apart) > 1, "the runs alone would look like speakers");
     }
 }

@@ -258,12 +258,18 @@ impl Diarizer for SpeakerDiarizer {
         let embeddings_done = Instant::now();
         // Short windows hear too little to shape the clusters unless there is nothing else.
         let any_full = windows.iter().any(|w| w.len == WINDOW_FRAMES);
-        let points: Vec<Embedding> = windows
+        let clustered: Vec<&Window> = windows
             .iter()
             .filter(|w| !any_full || w.len == WINDOW_FRAMES)
-            .map(|w| w.embedding)
             .collect();
-        let clusters = cluster(&points, self.bounds(hint), self.config.merge_similarity);
+        let points: Vec<Embedding> = clustered.iter().map(|w| w.embedding).collect();
+        let shares_audio = |i: usize, j: usize| clustered[i].overlaps(clustered[j]);
+        let clusters = cluster(
+            &points,
+            &shares_audio,
+            self.bounds(hint),
+            self.config.merge_similarity,
+        );
         let refinement = Refinement {
             min_turn: ms_to_frames(self.config.min_turn_ms),
             snap: ms_to_frames(self.config.snap_ms),

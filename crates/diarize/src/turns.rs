@@ -33,6 +33,15 @@ pub struct Window {
     pub embedding: Embedding,
 }
 
+impl Window {
+    /// Whether the two windows hear some of the same frames.
+    pub fn overlaps(&self, other: &Window) -> bool {
+        self.region == other.region
+            && self.start < other.start + other.len
+            && other.start < self.start + self.len
+    }
+}
+
 /// How turns are cleaned up, in frames.
 #[derive(Clone, Copy, Debug)]
 pub struct Refinement {

@@ -75,6 +75,29 @@ fn one_speaker_alone_is_one_speaker() {
 }
 
 #[test]
+fn short_clips_are_not_over_split() {
+    // Four turns, about 20 s: few windows, each turn's overlapping windows alike mostly because
+    // they share audio. Seeds vary the sentences and the pauses.
+    for (name, voices) in [
+        ("kal + slt", &[KAL, SLT][..]),
+        ("espeak m3 + f4", &[ESPEAK_M3, ESPEAK_F4][..]),
+        ("ked alone", &[KED][..]),
+    ] {
+        for seed in 21..24 {
+            let d = dialogue(voices, 4, seed);
+            let turns = diarize(&d.audio, AUTO);
+            let error = report(&format!("{name}, seed {seed}"), &d, &turns);
+            assert_eq!(
+                speaker_count(&turns),
+                voices.len(),
+                "{name} {seed}: {turns:?}"
+            );
+            assert!(error <= MAX_DER, "{name} {seed}: DER {error}");
+        }
+    }
+}
+
+#[test]
 fn a_given_number_of_speakers_is_honoured() {
     let three = dialogue(&[KAL, KED, SLT], 9, 6);
     assert_eq!(speaker_count(&diarize(&three.audio, exactly(3))), 3);
