@@ -26,6 +26,9 @@ use crate::encoder::{DIM, Embedding, similarity};
 
 /// Windows in the spectral step at most (every ⌈n / this⌉-th window beyond).
 const MAX_SPECTRAL_POINTS: usize = 600;
+/// Neighbours each row keeps at least. With a few dozen windows a 5 % pruning would keep one or
+/// two: the graph falls apart into fragments and each fragment looks like a speaker.
+const MIN_NEIGHBOURS: usize = 5;
 /// The pruning fractions tried by NME-SC.
 const PRUNING: [f64; 10] = [0.05, 0.1, 0.15, 0.2, 0.25, 0.3, 0.35, 0.4, 0.45, 0.5];
 /// k-means rounds at most (they stop when nothing moves).
@@ -102,8 +105,16 @@ fn spectral(
     let m = points.len();
     let max = bounds.max.min(m - 1).max(1);
     let min = bounds.min.min(max);
+    // A point heard apart from too few others keeps its overlapping neighbours (a clip of a few
+    // seconds): without them it would stand alone in the graph and look like a speaker.
+    let apart: Vec<usize> = (0..m)
+        .map(|i| (0..m).filter(|&j| !shares_audio(i, j)).count())
+        .collect();
+    let masked = |i: usize, j: usize| {
+        i != j && apart[i] >= MIN_NEIGHBOURS && apart[j] >= MIN_NEIGHBOURS && shares_audio(i, j)
+    };
     let affinity = Mat::<f64>::from_fn(m, m, |i, j| {
-        if i != j && shares_audio(i, j) {
+        if masked(i, j) {
             0.0
         } else {
             f64::from(similarity(&points[i], &points[j]))
@@ -154,7 +165,9 @@ fn spectral(
 /// neighbours (then symmetrised); the pruning removes the weak cross-speaker links.
 fn laplacian(affinity: &Mat<f64>, p: f64) -> Mat<f64> {
     let m = affinity.nrows();
-    let keep = ((p * m as f64).ceil() as usize).clamp(1, m - 1);
+    let keep = ((p * m as f64).ceil() as usize)
+        .max(MIN_NEIGHBOURS)
+        .clamp(1, m - 1);
     let mut pruned = Mat::<f64>::zeros(m, m);
     let mut order: Vec<usize> = Vec::with_capacity(m);
     for i in 0..m {

@@ -76,15 +76,18 @@ fn one_speaker_alone_is_one_speaker() {
 
 #[test]
 fn short_clips_are_not_over_split() {
-    // Four turns, about 20 s: few windows, each turn's overlapping windows alike mostly because
-    // they share audio. Seeds vary the sentences and the pauses.
-    for (name, voices) in [
-        ("kal + slt", &[KAL, SLT][..]),
-        ("espeak m3 + f4", &[ESPEAK_M3, ESPEAK_F4][..]),
-        ("ked alone", &[KED][..]),
+    // 5 to 30 s: few windows, each alike its overlapping neighbours mostly because they share
+    // audio. Seeds vary the sentences and the pauses.
+    for (name, voices, turns) in [
+        ("kal + slt", &[KAL, SLT][..], 4),
+        ("espeak m3 + f4", &[ESPEAK_M3, ESPEAK_F4][..], 4),
+        ("ked alone", &[KED][..], 4),
+        ("espeak en-us alone", &[ESPEAK_US][..], 2),
+        ("slt alone", &[SLT][..], 1),
+        ("espeak en-us, one turn", &[ESPEAK_US][..], 1),
     ] {
         for seed in 21..24 {
-            let d = dialogue(voices, 4, seed);
+            let d = dialogue(voices, turns, seed);
             let turns = diarize(&d.audio, AUTO);
             let error = report(&format!("{name}, seed {seed}"), &d, &turns);
             assert_eq!(

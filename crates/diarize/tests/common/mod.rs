@@ -34,6 +34,7 @@ pub const KED: Voice = Voice::Festival("ked_diphone");
 pub const SLT: Voice = Voice::Festival("cmu_us_slt_arctic_hts");
 pub const ESPEAK_M3: Voice = Voice::Espeak("en-us+m3", 50);
 pub const ESPEAK_F4: Voice = Voice::Espeak("en+f4", 60);
+pub const ESPEAK_US: Voice = Voice::Espeak("en-us", 50);
 
 const SENTENCES: [&str; 24] = [
     "The library opens at nine every morning, and closes late on Fridays.",
