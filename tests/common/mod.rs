@@ -1,35 +1,16 @@
-//! Real processes and servers on 127.0.0.1 for black-box tests of `ecg serve`, shared by the
-//! e2e, hostile-input and load suites.
+//! `ecg serve` as a real process on 127.0.0.1 for black-box tests, shared by the e2e,
+//! hostile-input and load suites; the other fixtures come from `ecg-testkit`.
 
 // Each suite compiles this module on its own and uses only part of it.
 #![allow(dead_code)]
 
 use std::io::{BufRead, BufReader};
-use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Child, Command, Stdio};
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
 
-use axum::Router;
-use axum::body::Bytes;
-use axum::extract::{Path as UrlPath, State};
-use axum::http::{HeaderMap, StatusCode};
-use axum::routing::{get, post};
-use hmac::{Hmac, Mac};
 use serde_json::Value;
-use sha2::Sha256;
 
-pub const SECRET: &str = "test-callback-secret";
-
-/// The workspace's model directory, where `make models` puts them.
-pub fn model_dir() -> PathBuf {
-    std::env::var_os("ECG_MODEL_DIR").map_or_else(
-        || Path::new(env!("CARGO_MANIFEST_DIR")).join("models"),
-        PathBuf::from,
-    )
-}
+pub use ecg_testkit::*;
 
 /// `ecg serve` as a child process on a free port, killed on drop.
 pub struct Server {
@@ -111,164 +92,6 @@ impl Drop for Server {
     }
 }
 
-/// A backend that records every callback; it can answer 500 to the first N terminal ones.
-#[derive(Clone, Default)]
-pub struct Receiver {
-    pub calls: Arc<Mutex<Vec<(HeaderMap, Bytes)>>>,
-    fail_terminal: Arc<AtomicUsize>,
-    pub addr: Option<SocketAddr>,
-}
-
-impl Receiver {
-    pub async fn start(fail_terminal: usize) -> Self {
-        let mut receiver = Receiver {
-            fail_terminal: Arc::new(AtomicUsize::new(fail_terminal)),
-            ..Self::default()
-        };
-        let app = Router::new()
-            .route("/api/upload-video/result", post(record))
-            .with_state(receiver.clone());
-        receiver.addr = Some(serve(app).await);
-        receiver
-    }
-
-    pub fn base_url(&self) -> String {
-        format!("http://{}", self.addr.expect("started"))
-    }
-
-    /// Callbacks answered with 200, as JSON, in arrival order.
-    pub fn accepted(&self) -> Vec<Value> {
-        self.all()
-            .into_iter()
-            .filter(|(status, _)| *status == StatusCode::OK)
-            .map(|(_, v)| v)
-            .collect()
-    }
-
-    /// Every callback with the status it was answered with.
-    pub fn all(&self) -> Vec<(StatusCode, Value)> {
-        let calls = self.calls.lock().unwrap();
-        calls
-            .iter()
-            .map(|(headers, body)| {
-                let status = headers
-                    .get("x-test-answered")
-                    .and_then(|v| v.to_str().ok())
-                    .and_then(|v| v.parse::<u16>().ok())
-                    .and_then(|v| StatusCode::from_u16(v).ok())
-                    .unwrap_or(StatusCode::OK);
-                (
-                    status,
-                    serde_json::from_slice(body).expect("callback body is JSON"),
-                )
-            })
-            .collect()
-    }
-}
-
-async fn record(
-    State(receiver): State<Receiver>,
-    mut headers: HeaderMap,
-    body: Bytes,
-) -> StatusCode {
-    let terminal = serde_json::from_slice::<Value>(&body)
-        .map(|v| v["status"] != "processing")
-        .unwrap_or(false);
-    let fail = terminal
-        && receiver
-            .fail_terminal
-            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
-            .is_ok();
-    let status = if fail {
-        StatusCode::INTERNAL_SERVER_ERROR
-    } else {
-        StatusCode::OK
-    };
-    headers.insert("x-test-answered", status.as_u16().into());
-    headers.insert("x-test-received-at", unix_now().into());
-    receiver.calls.lock().unwrap().push((headers, body));
-    status
-}
-
-fn unix_now() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_secs()
-}
-
-/// Whether a callback, as [`Receiver`] recorded it, carries both signatures the README
-/// documents, made with [`SECRET`]: `X-Signature-256` of the raw body, and `X-Signature-V2` of
-/// `"<t>." + body` with `t` equal to `X-Signature-Timestamp` and within five minutes of its
-/// arrival, as a backend would check it.
-pub fn signed_correctly(headers: &HeaderMap, body: &[u8]) -> bool {
-    let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
-    let hmac_matches = |hex_mac: &str, parts: &[&[u8]]| {
-        let mut mac = Hmac::<Sha256>::new_from_slice(SECRET.as_bytes()).unwrap();
-        for part in parts {
-            mac.update(part);
-        }
-        hex::decode(hex_mac).is_ok_and(|sig| mac.verify_slice(&sig).is_ok())
-    };
-    let Some(plain) = header("x-signature-256").and_then(|h| h.strip_prefix("sha256=")) else {
-        return false;
-    };
-    let Some((t, timed)) = header("x-signature-v2")
-        .and_then(|h| h.strip_prefix("t="))
-        .and_then(|h| h.split_once(",sha256="))
-    else {
-        return false;
-    };
-    let received = header("x-test-received-at").and_then(|v| v.parse::<u64>().ok());
-    let fresh = t
-        .parse::<u64>()
-        .is_ok_and(|t| received.is_some_and(|r| r.abs_diff(t) <= 300));
-    fresh
-        && header("x-signature-timestamp") == Some(t)
-        && hmac_matches(plain, &[body])
-        && hmac_matches(timed, &[t.as_bytes(), b".", body])
-}
-
-/// Serves the files of a directory over plain HTTP.
-pub async fn media_server(dir: PathBuf) -> String {
-    let app = Router::new().route("/{name}", get(file)).with_state(dir);
-    format!("http://{}", serve(app).await)
-}
-
-/// `GET /{name}`: the file of that name in the directory, or 404.
-pub async fn file(
-    State(dir): State<PathBuf>,
-    UrlPath(name): UrlPath<String>,
-) -> Result<Vec<u8>, StatusCode> {
-    tokio::fs::read(dir.join(name))
-        .await
-        .map_err(|_| StatusCode::NOT_FOUND)
-}
-
-/// Serves `app` on a free port of 127.0.0.1.
-pub async fn serve(app: Router) -> SocketAddr {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
-    addr
-}
-
-/// English speech from espeak-ng, as a WAV file.
-pub fn speech_wav(path: &Path, text: &str) {
-    let status = Command::new("espeak-ng")
-        .args(["-v", "en-us", "-s", "150", "-w"])
-        .arg(path)
-        .arg(text)
-        .status()
-        .expect("espeak-ng is installed (make test installs it)");
-    assert!(status.success());
-}
-
-/// `GET url`, as JSON.
-pub async fn get_json(client: &reqwest::Client, url: &str) -> Value {
-    client.get(url).send().await.unwrap().json().await.unwrap()
-}
-
 /// The `ecg-job-*` directories a server's jobs left in its scratch directory (`TMPDIR`).
 pub fn job_dirs(scratch: &Path) -> Vec<String> {
     std::fs::read_dir(scratch)
@@ -276,38 +99,4 @@ pub fn job_dirs(scratch: &Path) -> Vec<String> {
         .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
         .filter(|name| name.starts_with("ecg-job-"))
         .collect()
-}
-
-/// Polls `GET /jobs/{id}` until the job ends.
-pub async fn wait_for_end(
-    client: &reqwest::Client,
-    base: &str,
-    job_id: &str,
-    limit: Duration,
-) -> Value {
-    let started = Instant::now();
-    loop {
-        let body = get_json(client, &format!("{base}/jobs/{job_id}")).await;
-        if body["status"] == "completed" || body["status"] == "failed" {
-            return body;
-        }
-        assert!(
-            started.elapsed() < limit,
-            "job {job_id} did not end in {limit:?}: {body}"
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
-}
-
-/// Waits until `count` callbacks have been answered with 200.
-pub async fn wait_for_callbacks(receiver: &Receiver, count: usize, limit: Duration) {
-    let started = Instant::now();
-    while receiver.accepted().len() < count {
-        assert!(
-            started.elapsed() < limit,
-            "only {:?} callbacks arrived",
-            receiver.accepted()
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
 }

@@ -43,7 +43,8 @@ pub fn router(state: AppState) -> Router {
     let mut guarded = Router::new()
         .route("/api/upload-video/process-video", post(process_video))
         .route("/transcribe", post(transcribe))
-        .route("/jobs/{job_id}", get(job_status));
+        .route("/jobs/{job_id}", get(job_status))
+        .route("/jobs/{job_id}/result", get(job_result));
     if let Some(token) = state.config.api_token.clone() {
         // Before the body is read: a caller without the token cannot make us buffer anything.
         guarded = guarded.route_layer(middleware::from_fn_with_state(
@@ -231,13 +232,31 @@ async fn job_status(
     State(state): State<AppState>,
     Path(job_id): Path<String>,
 ) -> Result<Response, ApiError> {
-    let id = JobId::parse(&job_id).map_err(|_| ValidationError::new("job_id", "must be a UUID"))?;
-    let record = state
+    let record = stored_job(&state, &job_id).await?;
+    Ok(Json(record.status_response(Timestamp::now())).into_response())
+}
+
+async fn stored_job(state: &AppState, job_id: &str) -> Result<JobRecord, ApiError> {
+    let id = JobId::parse(job_id).map_err(|_| ValidationError::new("job_id", "must be a UUID"))?;
+    state
         .store
         .get(id)
         .await?
-        .ok_or_else(|| ApiError::NotFound(format!("job {id} not found")))?;
-    Ok(Json(record.status_response(Timestamp::now())).into_response())
+        .ok_or_else(|| ApiError::NotFound(format!("job {id} not found")))
+}
+
+/// Not in the original contract: the terminal callback's body, as it was (or would have been)
+/// sent, so that a backend that missed it — down, or answering errors past the retries — can
+/// fetch it. 404 until the job has ended.
+async fn job_result(
+    State(state): State<AppState>,
+    Path(job_id): Path<String>,
+) -> Result<Response, ApiError> {
+    let record = stored_job(&state, &job_id).await?;
+    let callback = record
+        .terminal_callback()
+        .ok_or_else(|| ApiError::NotFound(format!("job {job_id} has not ended yet")))?;
+    Ok(Json(callback).into_response())
 }
 
 #[cfg(test)]
@@ -259,6 +278,7 @@ mod tests {
 
     struct Fixture {
         _dir: tempfile::TempDir,
+        store: Arc<dyn JobStore>,
         queue: Arc<InProcessQueue>,
         app: Router,
     }
@@ -277,13 +297,14 @@ mod tests {
             ..ApiConfig::default()
         };
         let state = AppState {
-            store,
+            store: Arc::clone(&store),
             queue: Arc::clone(&queue) as Arc<dyn JobQueue>,
             checks,
             config: Arc::new(config),
         };
         Fixture {
             _dir: dir,
+            store,
             queue,
             app: router(state),
         }
@@ -319,16 +340,15 @@ mod tests {
         body.to_string()
     }
 
+    async fn post_job(app: &Router, extra: &Value) -> (StatusCode, Value) {
+        let body = submission(extra);
+        call(app, "POST", "/api/upload-video/process-video", Some(body)).await
+    }
+
     #[tokio::test]
     async fn accepts_a_job_once_and_reports_it() {
         let f = fixture(vec![]);
-        let (status, body) = call(
-            &f.app,
-            "POST",
-            "/api/upload-video/process-video",
-            Some(submission(&json!({}))),
-        )
-        .await;
+        let (status, body) = post_job(&f.app, &json!({})).await;
         assert_eq!(status, StatusCode::OK);
         assert_eq!(
             body,
@@ -336,13 +356,7 @@ mod tests {
                    "status_url": format!("/jobs/{ID}"), "estimated_time": 300})
         );
         // The same request again is answered the same way but starts nothing new.
-        let (status, _) = call(
-            &f.app,
-            "POST",
-            "/api/upload-video/process-video",
-            Some(submission(&json!({}))),
-        )
-        .await;
+        let (status, _) = post_job(&f.app, &json!({})).await;
         assert_eq!(status, StatusCode::OK);
         assert!(f.queue.lease(Duration::ZERO).await.unwrap().is_some());
         assert!(
@@ -350,19 +364,37 @@ mod tests {
             "one message for one job"
         );
         // A different request under the same id is a conflict.
-        let (status, _) = call(
-            &f.app,
-            "POST",
-            "/api/upload-video/process-video",
-            Some(submission(&json!({"language": "ko"}))),
-        )
-        .await;
+        let (status, _) = post_job(&f.app, &json!({"language": "ko"})).await;
         assert_eq!(status, StatusCode::CONFLICT);
 
         let (status, body) = call(&f.app, "GET", &format!("/jobs/{ID}"), None).await;
         assert_eq!(status, StatusCode::OK);
         assert_eq!(body["status"], "queued");
         assert_eq!(body["processing_time"], Value::Null);
+    }
+
+    #[tokio::test]
+    async fn an_ended_job_serves_its_terminal_callback() {
+        let f = fixture(vec![]);
+        let (status, _) = post_job(&f.app, &json!({})).await;
+        assert_eq!(status, StatusCode::OK);
+        let result = format!("/jobs/{ID}/result");
+        let (status, _) = call(&f.app, "GET", &result, None).await;
+        assert_eq!(status, StatusCode::NOT_FOUND, "not ended yet");
+
+        let id = JobId::parse(ID).unwrap();
+        let outcome = Outcome::Failed {
+            code: ErrorCode::DownloadError,
+            message: "video download failed: 404".into(),
+        };
+        f.store.finish(id, 0, outcome).await.unwrap().unwrap();
+        let (status, body) = call(&f.app, "GET", &result, None).await;
+        assert_eq!(status, StatusCode::OK);
+        assert_eq!(body["job_id"], ID);
+        assert_eq!(body["status"], "failed");
+        assert_eq!(body["error_code"], "DOWNLOAD_ERROR");
+        let (status, _) = call(&f.app, "GET", "/jobs/not-a-uuid/result", None).await;
+        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
     }
 
     #[tokio::test]
@@ -533,6 +565,7 @@ mod tests {
             ("POST", "/api/upload-video/process-video"),
             ("POST", "/transcribe"),
             ("GET", "/jobs/550e8400-e29b-41d4-a716-446655440000"),
+            ("GET", "/jobs/550e8400-e29b-41d4-a716-446655440000/result"),
         ] {
             for authorization in refused {
                 let response = send(method, uri, authorization).await.unwrap();

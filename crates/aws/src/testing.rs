@@ -189,6 +189,44 @@ impl Moto {
             .unwrap_or_else(|| panic!("cannot create queue {name} on {}", self.endpoint))
     }
 
+    /// Puts `bytes` at `s3://bucket/key`.
+    pub async fn upload(&self, clients: &AwsClients, bucket: &str, key: &str, bytes: Vec<u8>) {
+        clients
+            .s3
+            .put_object()
+            .bucket(bucket)
+            .key(key)
+            .body(aws_sdk_s3::primitives::ByteStream::from(bytes))
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("cannot upload s3://{bucket}/{key}: {e:?}"));
+    }
+
+    /// Messages in a queue: (visible, in flight).
+    pub async fn queue_depth(&self, clients: &AwsClients, queue_url: &str) -> (u64, u64) {
+        let attributes = clients
+            .sqs
+            .get_queue_attributes()
+            .queue_url(queue_url)
+            .attribute_names(QueueAttributeName::ApproximateNumberOfMessages)
+            .attribute_names(QueueAttributeName::ApproximateNumberOfMessagesNotVisible)
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("cannot read the attributes of {queue_url}: {e:?}"))
+            .attributes
+            .unwrap_or_default();
+        let count = |name: &QueueAttributeName| {
+            attributes
+                .get(name)
+                .and_then(|v| v.parse().ok())
+                .unwrap_or_else(|| panic!("{queue_url} has no {name:?}"))
+        };
+        (
+            count(&QueueAttributeName::ApproximateNumberOfMessages),
+            count(&QueueAttributeName::ApproximateNumberOfMessagesNotVisible),
+        )
+    }
+
     /// Creates a bucket with a fresh name and returns the name.
     pub async fn create_bucket(&self, clients: &AwsClients) -> String {
         let bucket = unique_name("ecg-media");

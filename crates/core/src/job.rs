@@ -200,7 +200,8 @@ impl JobRecord {
         }
         self.status = JobStatus::Processing;
         self.attempt = attempt;
-        self.progress = 0;
+        // A take-over keeps the progress the backend has seen: it never goes back, so the new
+        // attempt reports only the steps beyond it.
         self.started_at = Some(now);
         true
     }

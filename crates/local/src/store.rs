@@ -288,7 +288,13 @@ mod tests {
         let id = record.spec.job_id;
         store.create(record).await.unwrap();
         store.start(id, 1).await.unwrap().unwrap();
-        assert!(store.start(id, 2).await.unwrap().is_some());
+        assert!(store.record_progress(id, 1, 60).await.unwrap());
+        let taken = store.start(id, 2).await.unwrap().unwrap();
+        assert_eq!(
+            taken.progress, 60,
+            "the progress the backend has seen stays"
+        );
+        assert!(!store.record_progress(id, 2, 40).await.unwrap());
         assert!(
             store.finish(id, 1, failed()).await.unwrap().is_none(),
             "the lost attempt cannot finish it"

@@ -2,7 +2,6 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
-use aws_sdk_s3::primitives::ByteStream;
 use ecg_aws::testing::Moto;
 use ecg_aws::{AwsClients, S3Fetcher};
 use ecg_core::error::FetchError;
@@ -23,7 +22,7 @@ impl BlobFetcher for Inner {
 }
 
 struct Media {
-    _moto: Moto,
+    moto: Moto,
     clients: AwsClients,
     bucket: String,
     inner: Arc<Inner>,
@@ -36,7 +35,7 @@ impl Media {
         let clients = moto.clients().await;
         let bucket = moto.create_bucket(&clients).await;
         Self {
-            _moto: moto,
+            moto,
             clients,
             bucket,
             inner: Arc::default(),
@@ -45,15 +44,9 @@ impl Media {
     }
 
     async fn put(&self, key: &str, bytes: Vec<u8>) {
-        self.clients
-            .s3
-            .put_object()
-            .bucket(&self.bucket)
-            .key(key)
-            .body(ByteStream::from(bytes))
-            .send()
-            .await
-            .unwrap();
+        self.moto
+            .upload(&self.clients, &self.bucket, key, bytes)
+            .await;
     }
 
     fn fetcher(&self, max_bytes: u64, media_bucket: Option<String>) -> S3Fetcher {

@@ -106,10 +106,17 @@ async fn a_later_delivery_takes_over_a_lost_attempt() {
     let id = record.spec.job_id;
     store.create(record).await.unwrap();
     store.start(id, 1).await.unwrap().unwrap();
+    assert!(store.record_progress(id, 1, 60).await.unwrap());
 
     // The message came back (receive count 2): the first worker is presumed dead.
     let taken = store.start(id, 2).await.unwrap().unwrap();
-    assert_eq!((taken.attempt, taken.progress), (2, 0));
+    assert_eq!(
+        (taken.attempt, taken.progress),
+        (2, 60),
+        "the progress the backend has seen stays"
+    );
+    assert!(!store.record_progress(id, 2, 40).await.unwrap());
+    assert!(store.record_progress(id, 2, 75).await.unwrap());
     assert!(
         store.start(id, 1).await.unwrap().is_none(),
         "an older delivery cannot take it back"

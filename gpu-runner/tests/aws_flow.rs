@@ -1,0 +1,554 @@
+//! The production flow against a moto server on 127.0.0.1: requests through the functions'
+//! router (DynamoDB + SQS), the real `gpu-runner` process (real models, media from S3), and a
+//! backend that records callbacks. Then the faults the design must survive: a runner killed
+//! mid-job, a message delivered twice, two runners racing, a backend that is down, a missing
+//! S3 object, SIGTERM in the middle of a job.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use ecg_api::{ApiConfig, AppState};
+use ecg_aws::testing::Moto;
+use ecg_aws::{AwsClients, AwsConfig};
+use ecg_core::job::{Delivery, JobId, JobRecord, JobStatus};
+use ecg_core::ports::{JobMessage, JobQueue, JobStore};
+use ecg_core::request::UrlPolicy;
+use ecg_testkit::{Receiver, SECRET, model_dir, serve, signed_correctly, speech_wav};
+use serde_json::{Value, json};
+
+/// A runner's lease: short, so that a killed runner's message comes back within seconds.
+const LEASE_SECS: &str = "6";
+const CALLBACK_RETRIES: usize = 2;
+const JOB_LIMIT: Duration = Duration::from_secs(240);
+
+/// moto with the template's table and queues, a media bucket, and the functions' router in front.
+struct Cloud {
+    moto: Moto,
+    clients: AwsClients,
+    config: AwsConfig,
+    bucket: String,
+    api: String,
+    http: reqwest::Client,
+    scratch: tempfile::TempDir,
+}
+
+impl Cloud {
+    async fn start() -> Self {
+        let moto = Moto::start().await;
+        let clients = moto.clients().await;
+        let config = moto.create_resources(&clients, 5).await;
+        let bucket = moto.create_bucket(&clients).await;
+        // The Lambda's state: DynamoDB store, SQS queue for sending only.
+        let state = AppState {
+            store: Arc::new(config.job_store(&clients)),
+            queue: Arc::new(config.job_queue(&clients, None)),
+            checks: Vec::new(),
+            config: Arc::new(ApiConfig {
+                url_policy: UrlPolicy {
+                    allow_local: true,
+                    callback_hosts: None,
+                },
+                ..ApiConfig::default()
+            }),
+        };
+        let api = format!("http://{}", serve(ecg_api::router(state)).await);
+        Self {
+            moto,
+            clients,
+            config,
+            bucket,
+            api,
+            http: reqwest::Client::new(),
+            scratch: tempfile::tempdir().unwrap(),
+        }
+    }
+
+    /// Speech of `text` uploaded as `s3://<bucket>/<key>`; its URL.
+    async fn speech(&self, key: &str, text: &str) -> String {
+        let wav = self.scratch.path().join(key.replace('/', "-"));
+        speech_wav(&wav, text);
+        let bytes = std::fs::read(&wav).unwrap();
+        self.moto
+            .upload(&self.clients, &self.bucket, key, bytes)
+            .await;
+        format!("s3://{}/{key}", self.bucket)
+    }
+
+    /// `POST /api/upload-video/process-video`; the job id.
+    async fn submit(&self, video_url: &str, backend: &str) -> JobId {
+        let job_id = JobId::new();
+        let response = self
+            .http
+            .post(format!("{}/api/upload-video/process-video", self.api))
+            .json(
+                &json!({"job_id": job_id.to_string(), "video_url": video_url,
+                          "fastapi_base_url": backend, "language": "en"}),
+            )
+            .send()
+            .await
+            .unwrap();
+        let status = response.status();
+        let body: Value = response.json().await.unwrap();
+        assert_eq!(status, 200, "{body}");
+        assert_eq!(body["status"], "processing");
+        job_id
+    }
+
+    /// Sends one more message for the job, as SQS's at-least-once delivery may.
+    async fn enqueue_again(&self, job_id: JobId) {
+        self.config
+            .job_queue(&self.clients, None)
+            .enqueue(&JobMessage { job_id })
+            .await
+            .unwrap();
+    }
+
+    async fn record(&self, job_id: JobId) -> JobRecord {
+        self.config
+            .job_store(&self.clients)
+            .get(job_id)
+            .await
+            .unwrap()
+            .expect("the job is in the table")
+    }
+
+    /// Polls the table until the job's terminal callback is settled (delivered or given up).
+    async fn settled(&self, job_id: JobId) -> JobRecord {
+        let started = Instant::now();
+        loop {
+            let record = self.record(job_id).await;
+            if record.status.is_terminal()
+                && !matches!(record.delivery, Delivery::Pending | Delivery::Sending)
+            {
+                return record;
+            }
+            assert!(
+                started.elapsed() < JOB_LIMIT,
+                "job {job_id} not settled: {:?} {:?}",
+                record.status,
+                record.delivery
+            );
+            tokio::time::sleep(Duration::from_millis(250)).await;
+        }
+    }
+
+    /// `GET /jobs/{id}` through the router.
+    async fn job(&self, job_id: JobId) -> Value {
+        let url = format!("{}/jobs/{job_id}", self.api);
+        self.http
+            .get(url)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap()
+    }
+
+    /// Waits until no message is left in the job queue, visible or in flight.
+    async fn queue_drained(&self) {
+        let started = Instant::now();
+        loop {
+            let depth = self
+                .moto
+                .queue_depth(&self.clients, &self.config.queue_url)
+                .await;
+            if depth == (0, 0) {
+                return;
+            }
+            assert!(
+                started.elapsed() < Duration::from_secs(60),
+                "messages left in the queue (visible, in flight): {depth:?}"
+            );
+            tokio::time::sleep(Duration::from_millis(250)).await;
+        }
+    }
+
+    fn runner(&self, name: &str, workers: usize) -> RunnerProcess {
+        RunnerProcess::start(self, name, workers)
+    }
+}
+
+/// `gpu-runner` as a child process against the cloud; its JSON log goes to a file.
+struct RunnerProcess {
+    child: Child,
+    log: PathBuf,
+}
+
+impl RunnerProcess {
+    fn start(cloud: &Cloud, name: &str, workers: usize) -> Self {
+        assert!(
+            model_dir().join("ggml-base.bin").exists(),
+            "models missing in {}: run `make models`",
+            model_dir().display()
+        );
+        let log = cloud.scratch.path().join(format!("{name}.log"));
+        let output = std::fs::File::create(&log).unwrap();
+        let child = Command::new(env!("CARGO_BIN_EXE_gpu-runner"))
+            .envs(cloud.moto.env())
+            .env("ECG_JOBS_TABLE", &cloud.config.jobs_table)
+            .env("ECG_QUEUE_URL", &cloud.config.queue_url)
+            .env_remove("ECG_DLQ_URL")
+            .env_remove("ECG_MEDIA_BUCKET")
+            .env_remove("BACKEND_URL")
+            .env("ECG_MODEL_DIR", model_dir())
+            .env("ECG_ALLOW_LOCAL_URLS", "true")
+            .env("ECG_CALLBACK_SECRET", SECRET)
+            .env("ECG_CALLBACK_RETRIES", CALLBACK_RETRIES.to_string())
+            .env("ECG_CALLBACK_TIMEOUT_SECS", "3")
+            .env("ECG_ASR_THREADS", "1")
+            .env("ECG_WORKERS", workers.to_string())
+            .env("ECG_LEASE_SECS", LEASE_SECS)
+            .env("ECG_SHUTDOWN_GRACE_SECS", "1")
+            .env("RUST_LOG", "info")
+            .env("TMPDIR", cloud.scratch.path())
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(output)
+            .spawn()
+            .expect("gpu-runner starts");
+        let runner = Self { child, log };
+        runner.wait_for_log("models loaded", 1);
+        runner
+    }
+
+    /// Log lines whose message is `message`.
+    fn count(&self, message: &str) -> usize {
+        log_messages(&self.log)
+            .iter()
+            .filter(|m| m.as_str() == message)
+            .count()
+    }
+
+    fn wait_for_log(&self, message: &str, times: usize) {
+        let started = Instant::now();
+        while self.count(message) < times {
+            assert!(
+                started.elapsed() < Duration::from_secs(60),
+                "no {message:?} in the runner's log:\n{}",
+                std::fs::read_to_string(&self.log).unwrap_or_default()
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    /// Ends the process at once, as a crash or a lost instance would.
+    fn kill(&mut self) {
+        self.child.kill().unwrap();
+        self.child.wait().unwrap();
+    }
+
+    /// SIGTERM, as systemd or an instance's scale-in sends it; waits for the exit.
+    fn terminate(&mut self) -> std::process::ExitStatus {
+        let status = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(status.success());
+        self.child.wait().unwrap()
+    }
+}
+
+impl Drop for RunnerProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The `fields.message` of each JSON log line.
+fn log_messages(log: &Path) -> Vec<String> {
+    std::fs::read_to_string(log)
+        .unwrap_or_default()
+        .lines()
+        .filter_map(|line| serde_json::from_str::<Value>(line).ok())
+        .filter_map(|v| v["fields"]["message"].as_str().map(str::to_owned))
+        .collect()
+}
+
+/// Every callback the receiver got for the job, as (status, progress), in arrival order.
+fn callbacks_of(receiver: &Receiver, job_id: JobId) -> Vec<(String, u64)> {
+    receiver
+        .all()
+        .iter()
+        .map(|(_, body)| body)
+        .filter(|body| body["job_id"] == job_id.to_string())
+        .map(|body| {
+            (
+                body["status"].as_str().unwrap().to_owned(),
+                body["progress"].as_u64().unwrap_or(0),
+            )
+        })
+        .collect()
+}
+
+fn terminal_count(receiver: &Receiver, job_id: JobId) -> usize {
+    callbacks_of(receiver, job_id)
+        .iter()
+        .filter(|(status, _)| status != "processing")
+        .count()
+}
+
+async fn wait_for_progress(receiver: &Receiver, job_id: JobId, percent: u64) {
+    let started = Instant::now();
+    while !callbacks_of(receiver, job_id)
+        .iter()
+        .any(|(_, p)| *p >= percent)
+    {
+        assert!(
+            started.elapsed() < JOB_LIMIT,
+            "no progress {percent} for {job_id}: {:?}",
+            callbacks_of(receiver, job_id)
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// The progress steps a job reported, each at most once and only rising, then completion once.
+fn assert_clean_sequence(receiver: &Receiver, job_id: JobId) {
+    let callbacks = callbacks_of(receiver, job_id);
+    let (last, progress) = callbacks.split_last().expect("callbacks arrived");
+    assert_eq!(last, &("completed".to_owned(), 100), "{callbacks:?}");
+    assert!(
+        progress.iter().all(|(status, _)| status == "processing"),
+        "{callbacks:?}"
+    );
+    assert!(
+        progress.windows(2).all(|w| w[0].1 < w[1].1),
+        "progress rises, no step twice: {callbacks:?}"
+    );
+}
+
+const TALK: &str = "Good morning and welcome to the weekly meeting. Today we look at subtitles \
+                    for short videos, and at how quickly creators get them.";
+
+#[tokio::test]
+async fn a_job_flows_from_the_api_through_the_queue_to_the_runner_and_back() {
+    let cloud = Cloud::start().await;
+    let receiver = Receiver::start(0).await;
+    let runner = cloud.runner("runner", 1);
+
+    let health = cloud
+        .http
+        .get(format!("{}/health", cloud.api))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(health.status(), 200, "table and queue reachable");
+
+    let video = cloud.speech("talks/morning.wav", TALK).await;
+    let job_id = cloud.submit(&video, &receiver.base_url()).await;
+    let record = cloud.settled(job_id).await;
+
+    assert_eq!(record.status, JobStatus::Completed);
+    assert_eq!(record.delivery, Delivery::Delivered);
+    let calls = receiver.calls.lock().unwrap().clone();
+    assert!(
+        calls.iter().all(|(h, b)| signed_correctly(h, b)),
+        "all signed"
+    );
+    let callbacks = callbacks_of(&receiver, job_id);
+    let steps: Vec<u64> = callbacks.iter().map(|(_, p)| *p).collect();
+    assert_eq!(steps, [10, 25, 40, 60, 75, 90, 100], "{callbacks:?}");
+    assert_clean_sequence(&receiver, job_id);
+
+    let accepted = receiver.accepted();
+    let result = &accepted.last().unwrap()["result"];
+    let text = result["text"].as_str().unwrap().to_lowercase();
+    assert!(
+        text.contains("meeting") && text.contains("subtitles"),
+        "{text}"
+    );
+    assert_eq!(result["language"], "en");
+    assert_eq!(result["metadata"]["unique_speakers"], 1);
+
+    let job = cloud.job(job_id).await;
+    assert_eq!(job["status"], "completed", "{job}");
+    assert_eq!(job["progress"], 100);
+    cloud.queue_drained().await;
+    assert_eq!(runner.count("job started"), 1);
+}
+
+#[tokio::test]
+async fn a_runner_killed_mid_job_is_replaced_and_the_job_completes_once() {
+    let cloud = Cloud::start().await;
+    let receiver = Receiver::start(0).await;
+    let long_talk = [TALK; 3].join(" ");
+    let video = cloud.speech("talks/long.wav", &long_talk).await;
+
+    let mut first = cloud.runner("first", 1);
+    let job_id = cloud.submit(&video, &receiver.base_url()).await;
+    wait_for_progress(&receiver, job_id, 60).await;
+    first.kill();
+    let interrupted = cloud.record(job_id).await;
+    assert_eq!(interrupted.status, JobStatus::Processing, "killed mid-job");
+    assert_eq!(interrupted.attempt, 1);
+
+    // The message shows up again once its lease runs out (no heartbeat extends it now).
+    let second = cloud.runner("second", 1);
+    let record = cloud.settled(job_id).await;
+    assert_eq!(record.status, JobStatus::Completed);
+    assert_eq!(record.delivery, Delivery::Delivered);
+    assert_eq!(record.attempt, 2, "the redelivery took the job over");
+    assert_eq!(terminal_count(&receiver, job_id), 1);
+    assert_clean_sequence(&receiver, job_id);
+    assert_eq!(second.count("job started"), 1);
+    cloud.queue_drained().await;
+}
+
+#[tokio::test]
+async fn the_same_message_twice_runs_the_job_once() {
+    let cloud = Cloud::start().await;
+    let receiver = Receiver::start(0).await;
+    let video = cloud.speech("talks/twice.wav", TALK).await;
+    // Two workers, so that both copies are leased while the job runs.
+    let runner = cloud.runner("runner", 2);
+
+    let job_id = cloud.submit(&video, &receiver.base_url()).await;
+    cloud.enqueue_again(job_id).await;
+    let record = cloud.settled(job_id).await;
+    cloud.queue_drained().await;
+
+    assert_eq!(record.status, JobStatus::Completed);
+    assert_eq!(runner.count("job started"), 1, "one run");
+    assert_eq!(
+        runner.count("another worker owns this job")
+            + runner.count("job has ended already; nothing to run"),
+        1,
+        "the copy was recognised and dropped"
+    );
+    assert_eq!(terminal_count(&receiver, job_id), 1);
+    assert_clean_sequence(&receiver, job_id);
+}
+
+#[tokio::test]
+async fn two_runners_racing_for_one_job_run_it_once() {
+    let cloud = Cloud::start().await;
+    let receiver = Receiver::start(0).await;
+    let video = cloud.speech("talks/race.wav", TALK).await;
+    let runners = [cloud.runner("a", 1), cloud.runner("b", 1)];
+
+    let job_id = cloud.submit(&video, &receiver.base_url()).await;
+    cloud.enqueue_again(job_id).await;
+    let record = cloud.settled(job_id).await;
+    cloud.queue_drained().await;
+
+    assert_eq!(record.status, JobStatus::Completed);
+    let started: Vec<usize> = runners.iter().map(|r| r.count("job started")).collect();
+    assert_eq!(started.iter().sum::<usize>(), 1, "one winner: {started:?}");
+    let lost: usize = runners
+        .iter()
+        .map(|r| {
+            r.count("another worker owns this job")
+                + r.count("job has ended already; nothing to run")
+        })
+        .sum();
+    assert_eq!(lost, 1, "the other copy lost the conditional write");
+    assert_eq!(terminal_count(&receiver, job_id), 1);
+    assert_clean_sequence(&receiver, job_id);
+}
+
+#[tokio::test]
+async fn a_backend_that_is_down_gets_bounded_retries_and_the_record_says_so() {
+    let cloud = Cloud::start().await;
+    let video = cloud.speech("talks/down.wav", TALK).await;
+    let _runner = cloud.runner("runner", 1);
+
+    // Nothing listens on this port any more.
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let nowhere = format!("http://{}", closed.local_addr().unwrap());
+    drop(closed);
+    let unreachable = cloud.submit(&video, &nowhere).await;
+    // This one answers, but never with success to a terminal callback.
+    let failing = Receiver::start(usize::MAX).await;
+    let refused = cloud.submit(&video, &failing.base_url()).await;
+
+    for job_id in [unreachable, refused] {
+        let record = cloud.settled(job_id).await;
+        assert_eq!(record.status, JobStatus::Completed, "the work is not lost");
+        assert_eq!(record.delivery, Delivery::Failed, "the notification failed");
+        assert_eq!(cloud.job(job_id).await["status"], "completed");
+        // The backend can fetch what it missed.
+        let url = format!("{}/jobs/{job_id}/result", cloud.api);
+        let missed: Value = cloud
+            .http
+            .get(url)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        assert_eq!(missed["status"], "completed", "{missed}");
+        let text = missed["result"]["text"].as_str().unwrap_or_default();
+        assert!(text.to_lowercase().contains("subtitles"), "{missed}");
+    }
+    assert_eq!(
+        terminal_count(&failing, refused),
+        1 + CALLBACK_RETRIES,
+        "the first attempt and the configured retries, no more"
+    );
+    cloud.queue_drained().await;
+}
+
+#[tokio::test]
+async fn a_missing_s3_object_is_a_download_error_told_once() {
+    let cloud = Cloud::start().await;
+    let receiver = Receiver::start(0).await;
+    let _runner = cloud.runner("runner", 1);
+
+    let missing = format!("s3://{}/talks/nothing-here.mp4", cloud.bucket);
+    let job_id = cloud.submit(&missing, &receiver.base_url()).await;
+    let record = cloud.settled(job_id).await;
+
+    assert_eq!(record.status, JobStatus::Failed);
+    assert_eq!(record.delivery, Delivery::Delivered);
+    let failed: Vec<Value> = receiver
+        .accepted()
+        .into_iter()
+        .filter(|c| c["status"] == "failed")
+        .collect();
+    assert_eq!(failed.len(), 1, "{failed:?}");
+    assert_eq!(failed[0]["error_code"], "DOWNLOAD_ERROR");
+    assert_eq!(failed[0]["job_id"], job_id.to_string());
+    let job = cloud.job(job_id).await;
+    assert_eq!(job["status"], "failed");
+    assert_eq!(job["error_code"], "DOWNLOAD_ERROR", "{job}");
+    cloud.queue_drained().await;
+}
+
+#[tokio::test]
+async fn sigterm_releases_an_unfinished_job_to_another_runner() {
+    let cloud = Cloud::start().await;
+    let receiver = Receiver::start(0).await;
+    let long_talk = [TALK; 3].join(" ");
+    let video = cloud.speech("talks/term.wav", &long_talk).await;
+
+    let mut first = cloud.runner("first", 1);
+    let job_id = cloud.submit(&video, &receiver.base_url()).await;
+    wait_for_progress(&receiver, job_id, 60).await;
+    // A one-second grace period is too short for the job: its message is released at once.
+    let released_at = Instant::now();
+    let exit = first.terminate();
+    assert!(exit.success(), "{exit:?}");
+    assert_eq!(
+        first.count("grace period over; releasing the job for another worker"),
+        1
+    );
+    assert_eq!(cloud.record(job_id).await.status, JobStatus::Processing);
+
+    let _second = cloud.runner("second", 1);
+    let record = cloud.settled(job_id).await;
+    assert_eq!(record.status, JobStatus::Completed);
+    assert_eq!(terminal_count(&receiver, job_id), 1);
+    assert_clean_sequence(&receiver, job_id);
+    cloud.queue_drained().await;
+    eprintln!(
+        "released after SIGTERM, completed by another runner {:.1} s later",
+        released_at.elapsed().as_secs_f64()
+    );
+}
