@@ -68,8 +68,8 @@ def render(r):
     w(f"- Threads: whisper.cpp `ECG_ASR_THREADS={s['threads']}`; faster-whisper "
       f"`cpu_threads={s['threads']}`, `num_workers=1` (and `OMP_NUM_THREADS`/"
       f"`OPENBLAS_NUM_THREADS={s['threads']}`); other ONNX Runtime stages at their defaults")
-    w(f"- Runs: {s['warmup']} warm-up pair then {s['runs']} counted pairs per clip, alternating "
-      f"A B A B; cold starts {s['cold_runs']}× each")
+    w(f"- Runs: {s['warmup']} warm-up pair before the first clip, then {s['runs']} counted pairs "
+      f"per clip, alternating A B A B; cold starts {s['cold_runs']}× each")
     w(f"- Versions: " + ", ".join(f"{k} {val}" for k, val in v.items()))
     wq = r.get("waited_for_quiet")
     if wq:

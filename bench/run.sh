@@ -7,7 +7,8 @@
 #                                     # writes bench/.work/BENCHMARKS-quick.md
 # Settings (environment):
 #   BENCH_LENGTHS="1 5 20"   clip lengths in minutes
-#   BENCH_RUNS=3             counted A/B pairs per clip, after one warm-up pair (A B A B ...)
+#   BENCH_RUNS=3             counted A/B pairs per clip (A B A B ...)
+#   BENCH_WARMUP=1           warm-up pairs before the first clip's counted pairs
 #   BENCH_MP4=5              also run the mp4 of this clip length ("" skips it)
 #   ECG_ASR_THREADS=2        whisper.cpp threads for A, cpu_threads for B
 #   BENCH_COLD_RUNS=10       repetitions of each cold-start measurement
