@@ -49,7 +49,7 @@ class Settings:
         self.lever_clip = int(os.environ.get("BENCH_LEVER_CLIP", "5"))
         self.lever_runs = int(os.environ.get("BENCH_LEVER_RUNS", "2"))
         self.lever_set = env_list("BENCH_LEVER_SET",
-                                  "base threads1 beam5 q8_0 q5_1 q5_0 tokens")
+                                  "base f16 threads1 beam5 q5_1 q5_0 tokens")
         self.model_dir = Path(os.environ.get("ECG_MODEL_DIR", REPO / "models"))
 
 
@@ -428,13 +428,13 @@ def cold_starts(s):
 # ---------------------------------------------------------------- levers
 def lever_models(s, work):
     models = {}
-    for kind in ("q8_0", "q5_1", "q5_0"):
+    for kind in ("q5_1", "q5_0"):
         path = work / "models" / f"ggml-base-{kind}.bin"
         src = s.model_dir / "ggml-base.bin"
         if not path.exists() or path.stat().st_mtime < src.stat().st_mtime:
             path.parent.mkdir(parents=True, exist_ok=True)
             say(f"quantizing {src.name} to {kind}")
-            subprocess.run([PY, str(REPO / "bench" / "quantize_ggml.py"), str(src), str(path),
+            subprocess.run([PY, str(REPO / "infra" / "models" / "quantize_ggml.py"), str(src), str(path),
                             kind], check=True)
         models[kind] = path
     return models
@@ -444,14 +444,14 @@ def levers(s, work, runs_dir):
     work = work.resolve()
     models = lever_models(s, work)
     variants = {
+        # The defaults: Whisper base q8_0, greedy, DTW word times, all cores.
         "base": {},
+        "f16": {"ECG_ASR_MODEL": "base"},
         "threads1": {"ECG_ASR_THREADS": "1"},
         "beam5": {"ECG_ASR_BEAM_SIZE": "5"},
         "tokens": {"ECG_ASR_WORD_TIMING": "tokens"},
-        "q8_0": {"ECG_ASR_MODEL": str(models["q8_0"])},
         "q5_1": {"ECG_ASR_MODEL": str(models["q5_1"])},
         "q5_0": {"ECG_ASR_MODEL": str(models["q5_0"])},
-        "q8_0+tokens": {"ECG_ASR_MODEL": str(models["q8_0"]), "ECG_ASR_WORD_TIMING": "tokens"},
     }
     chosen = [v for v in s.lever_set if v in variants]
     base = work / "clips" / f"speech-{s.lever_clip}m"
@@ -537,6 +537,7 @@ def probe_levers(s, work):
     exe = probe_bin(work)
     models = lever_models(s, work)
     models["f16"] = s.model_dir / "ggml-base.bin"
+    models["q8_0"] = s.model_dir / "ggml-base-q8_0.bin"
     wav = work / "clips" / f"speech-{s.lever_clip}m.wav"
     t = str(s.threads)
     n = os.environ.get("BENCH_PROBE_WINDOWS", "4")

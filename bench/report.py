@@ -249,7 +249,8 @@ def render(r):
               f"{pct(med([x['accuracy']['wer'] for x in recs]))} | "
               f"{f(med([x['max_rss_mb'] for x in recs]), 0)} MB |")
         w("")
-        w("Quantized files are made by `bench/quantize_ggml.py` from `models/ggml-base.bin` into "
+        w("`base` is the default: `models/ggml-base-q8_0.bin` (`make models` quantizes it); `f16` "
+          "is `models/ggml-base.bin`; q5 files are made by `infra/models/quantize_ggml.py` into "
           "`bench/.work/models/`.")
         w("")
 

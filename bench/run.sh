@@ -60,7 +60,7 @@ for tool in espeak-ng text2wave sox ffmpeg; do
 done
 
 # ---- models: provisioned by `make models` (the Makefile's bench target runs it first)
-for f in ggml-base.bin silero_vad.onnx whisper-base-ct2/model.bin; do
+for f in ggml-base.bin ggml-base-q8_0.bin silero_vad.onnx whisper-base-ct2/model.bin; do
   [[ -f $ECG_MODEL_DIR/$f ]] || { log "$ECG_MODEL_DIR/$f missing: run make models"; exit 1; }
 done
 

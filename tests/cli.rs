@@ -49,7 +49,7 @@ fn normalised(text: &str) -> String {
 #[test]
 fn the_same_speech_in_every_container_gives_the_same_transcript() {
     assert!(
-        model_dir().join("ggml-base.bin").exists(),
+        model_dir().join("ggml-base-q8_0.bin").exists(),
         "models missing: run `make models`"
     );
     let dir = tempfile::tempdir().unwrap();

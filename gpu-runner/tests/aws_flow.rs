@@ -182,7 +182,7 @@ struct RunnerProcess {
 impl RunnerProcess {
     fn start(cloud: &Cloud, name: &str, workers: usize) -> Self {
         assert!(
-            model_dir().join("ggml-base.bin").exists(),
+            model_dir().join("ggml-base-q8_0.bin").exists(),
             "models missing in {}: run `make models`",
             model_dir().display()
         );

@@ -240,8 +240,16 @@ def ggml_dtype(name, arr):
 
 
 # --------------------------------------------------------------------- ggml io
-def write_ggml(path, hp, filters, tokens, tensors):
-    """Write the file to PATH.tmp and rename, so a crash leaves no half file."""
+def f16_or_f32(name, arr):
+    """A tensor as whisper.cpp expects it unquantized: (ggml type id, little-endian bytes)."""
+    data = np.ascontiguousarray(arr, dtype=ggml_dtype(name, arr))
+    return (1 if data.dtype.itemsize == 2 else 0), data.tobytes()
+
+
+def write_ggml(path, hp, filters, tokens, tensors, encode=f16_or_f32):
+    """Write the file to PATH.tmp and rename, so a crash leaves no half file.
+
+    TENSORS yields (name, array); ENCODE turns each into (ggml type id, bytes)."""
     tmp = f"{path}.tmp"
     try:
         with open(tmp, "wb") as f:
@@ -252,13 +260,12 @@ def write_ggml(path, hp, filters, tokens, tensors):
             for tok in tokens:
                 f.write(struct.pack("<i", len(tok)) + tok)
             for name, arr in tensors:
-                data = np.ascontiguousarray(arr, dtype=ggml_dtype(name, arr))
+                ggml_type, data = encode(name, arr)
                 raw = name.encode()
-                ftype = 1 if data.dtype.itemsize == 2 else 0
                 # ggml lists dims innermost first: the reverse of numpy's shape
-                f.write(struct.pack(f"<3i{data.ndim}i", data.ndim, len(raw), ftype, *data.shape[::-1]))
+                f.write(struct.pack(f"<3i{arr.ndim}i", arr.ndim, len(raw), ggml_type, *arr.shape[::-1]))
                 f.write(raw)
-                f.write(data.tobytes())
+                f.write(data)
     except BaseException:
         os.remove(tmp)
         raise

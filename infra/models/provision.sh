@@ -5,6 +5,7 @@
 #   MODEL_DIR defaults to ${ECG_MODEL_DIR:-<repo>/models}. Produces there:
 #     whisper-base-ct2/   CTranslate2 Whisper base (model.bin, config.json, ...)
 #     ggml-base.bin       the same model for whisper.cpp (f16), by ct2_to_ggml.py
+#     ggml-base-q8_0.bin  the same, 8-bit quantized (the service's default), by quantize_ggml.py
 #     silero_vad.onnx     Silero VAD v6
 #     libonnxruntime.so.1.32.0 (+ .so, .so.1 symlinks) for the `ort` crate
 #     speaker_encoder.onnx  Resemblyzer's GE2E speaker encoder, by speaker_encoder.py
@@ -43,7 +44,8 @@ exec 9>"$out/.lock"
 flock 9  # one provisioning at a time per MODEL_DIR
 
 # Any change to the pins, the converter or this script invalidates outputs.
-inputs=$(cat "$lock" "$here/ct2_to_ggml.py" "$here/speaker_encoder.py" "${BASH_SOURCE[0]}" |
+inputs=$(cat "$lock" "$here/ct2_to_ggml.py" "$here/quantize_ggml.py" "$here/speaker_encoder.py" \
+  "${BASH_SOURCE[0]}" |
   sha256sum | cut -d' ' -f1)
 manifest=$out/MANIFEST
 if [[ -f $manifest && "$(head -n1 "$manifest")" == "# inputs $inputs" ]] &&
@@ -120,6 +122,8 @@ ln -sfn "$ort_lib" "$out/libonnxruntime.so.1"  # the library's SONAME
 # ---- 3. whisper.cpp model
 log "converting to ggml"
 "$py" "$here/ct2_to_ggml.py" "$out/$ct2" "$out/ggml-base.bin"
+log "quantizing to q8_0"
+"$py" "$here/quantize_ggml.py" "$out/ggml-base.bin" "$out/ggml-base-q8_0.bin" q8_0
 
 # ---- 4. speaker encoder: Resemblyzer's legacy PyTorch pickle, read without PyTorch, to ONNX
 log "converting the speaker encoder to ONNX"
@@ -129,7 +133,7 @@ log "converting the speaker encoder to ONNX"
 (
   cd "$out"
   echo "# inputs $inputs"
-  sha256sum ggml-base.bin silero_vad.onnx speaker_encoder.onnx "$ort_lib" libonnxruntime.so libonnxruntime.so.1 \
+  sha256sum ggml-base.bin ggml-base-q8_0.bin silero_vad.onnx speaker_encoder.onnx "$ort_lib" libonnxruntime.so libonnxruntime.so.1 \
     $(find "$ct2" -type f -not -name '*.tmp' | sort)
 ) >"$manifest.tmp"
 mv "$manifest.tmp" "$manifest"

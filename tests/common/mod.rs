@@ -27,7 +27,7 @@ impl Server {
     /// [`Server::start`] with more environment variables, which win over its own.
     pub fn start_with(data_dir: &Path, env: &[(&str, &str)]) -> Self {
         assert!(
-            model_dir().join("ggml-base.bin").exists(),
+            model_dir().join("ggml-base-q8_0.bin").exists(),
             "models missing in {}: run `make models`",
             model_dir().display()
         );

@@ -115,7 +115,7 @@ async fn a_job_runs_end_to_end_with_signed_progress_and_result() {
     assert_eq!(result["language"], "en");
     assert_eq!(result["metadata"]["language_requested"], "en");
     assert_eq!(result["metadata"]["processing_mode"], "targeted");
-    assert_eq!(result["metadata"]["model_version"], "ggml-base");
+    assert_eq!(result["metadata"]["model_version"], "ggml-base-q8_0");
     let segment = &result["segments"][0];
     assert_eq!(segment["speaker"]["speaker_id"], "SPEAKER_00");
     let word = &segment["words"][0];

@@ -115,7 +115,7 @@ struct Stages {
 fn stages() -> &'static Stages {
     static STAGES: OnceLock<Stages> = OnceLock::new();
     STAGES.get_or_init(|| {
-        require_models(&["ggml-base.bin", "silero_vad.onnx", "libonnxruntime.so"]);
+        require_models(&["ggml-base-q8_0.bin", "silero_vad.onnx", "libonnxruntime.so"]);
         Stages {
             vad: SileroVad::new(VadConfig::from_env().unwrap()).unwrap(),
             asr: WhisperTranscriber::new(&AsrConfig::from_env().unwrap()).unwrap(),

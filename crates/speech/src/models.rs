@@ -48,18 +48,22 @@ pub fn whisper_model_path(spec: &str, dir: &Path) -> PathBuf {
     }
 }
 
-/// The standard sizes smaller than a named model, tried in turn when it cannot be loaded.
+/// The models tried in turn when a named one cannot be loaded: for a quantized name such as
+/// `base-q8_0` the same size unquantized first, then the standard sizes smaller than it.
 pub fn smaller_whisper_models(spec: &str) -> Vec<String> {
-    WHISPER_SIZES
-        .iter()
-        .position(|&size| size == spec)
-        .map(|i| {
-            WHISPER_SIZES[i + 1..]
-                .iter()
-                .map(|&s| s.to_owned())
-                .collect()
-        })
-        .unwrap_or_default()
+    let (size, quantized) = match spec.rsplit_once("-q") {
+        Some((size, kind)) if kind.starts_with(|c: char| c.is_ascii_digit()) => (size, true),
+        _ => (spec, false),
+    };
+    let Some(i) = WHISPER_SIZES.iter().position(|&s| s == size) else {
+        return Vec::new();
+    };
+    let same_size = quantized.then_some(size);
+    same_size
+        .into_iter()
+        .chain(WHISPER_SIZES[i + 1..].iter().copied())
+        .map(str::to_owned)
+        .collect()
 }
 
 /// The name reported as `model_version`: the loaded file's stem, e.g. `ggml-base`.
@@ -178,6 +182,11 @@ mod tests {
     #[test]
     fn smaller_models_follow_the_size_ladder() {
         assert_eq!(smaller_whisper_models("small"), ["base", "tiny"]);
+        assert_eq!(smaller_whisper_models("base-q8_0"), ["base", "tiny"]);
+        assert_eq!(
+            smaller_whisper_models("large-v3-turbo-q5_0"),
+            ["large-v3-turbo", "medium", "small", "base", "tiny"]
+        );
         assert!(smaller_whisper_models("tiny").is_empty());
         assert!(smaller_whisper_models("/x/model.bin").is_empty());
     }

@@ -85,7 +85,7 @@ fn english_is_detected_and_recognised() {
         transcript.segments.len() >= 3,
         "one segment per sentence: {transcript:?}"
     );
-    assert_eq!(stages().asr.model_name(), "ggml-base");
+    assert_eq!(stages().asr.model_name(), "ggml-base-q8_0");
 }
 
 /// Share of a text's letters that a script predicate accepts.

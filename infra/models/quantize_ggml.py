@@ -1,6 +1,9 @@
 #!/usr/bin/env python3
-"""Quantize a whisper.cpp ggml file (f16, as infra/models/ct2_to_ggml.py writes it) to q8_0, q5_1,
-q5_0 or q4_0, for the benchmark's speed levers.
+"""Quantize a whisper.cpp ggml file (f16, as ct2_to_ggml.py writes it) to q8_0, q5_1, q5_0 or q4_0.
+
+`make models` provisions q8_0 as the service's default model (`ggml-base-q8_0.bin`): on CPUs
+with AVX2/AVX-512 whisper.cpp runs it about a quarter faster than f16 at the same accuracy
+(BENCHMARKS.md); the benchmark's levers try the others.
 
 Usage: quantize_ggml.py IN.bin OUT.bin TYPE
 
@@ -10,15 +13,13 @@ ftype + 1000 * quantization version 2) except the positional embeddings and the 
 an f16 scale (and an f16 minimum for q5_1), then the quants; 5-bit types keep the fifth bits
 of the 32 quants in one little-endian u32. Needs numpy.
 """
-import os
-import struct
 import sys
 from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "infra" / "models"))
-from ct2_to_ggml import F32_NAMES, GGML_MAGIC, read_ggml  # noqa: E402
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from ct2_to_ggml import F32_NAMES, f16_or_f32, read_ggml, write_ggml  # noqa: E402
 
 QK = 32
 QNT_VERSION = 2
@@ -105,25 +106,14 @@ def quantize(src, dst, kind):
         raise SystemExit(f"{src}: ftype {hp[10]}, expected 1 (f16)")
     hp = list(hp)
     hp[10] = QNT_VERSION * 1000 + ftype
-    tmp = f"{dst}.tmp"
-    with open(tmp, "wb") as f:
-        f.write(struct.pack("<12i", GGML_MAGIC, *hp))
-        f.write(struct.pack("<2i", *filters.shape))
-        f.write(filters.astype("<f4").tobytes())
-        f.write(struct.pack("<i", len(tokens)))
-        for tok in tokens:
-            f.write(struct.pack("<i", len(tok)) + tok)
-        for name, arr in tensors.items():
-            raw = name.encode()
-            if arr.ndim == 2 and name not in F32_NAMES:
-                assert arr.shape[-1] % QK == 0, name
-                ttype, data = ggml_type, QUANTIZE[kind](arr)
-            else:
-                ttype, data = (1 if arr.dtype.itemsize == 2 else 0), arr.tobytes()
-            f.write(struct.pack(f"<3i{arr.ndim}i", arr.ndim, len(raw), ttype, *arr.shape[::-1]))
-            f.write(raw)
-            f.write(data)
-    os.replace(tmp, dst)
+
+    def encode(name, arr):
+        if arr.ndim == 2 and name not in F32_NAMES:
+            assert arr.shape[-1] % QK == 0, name
+            return ggml_type, QUANTIZE[kind](arr)
+        return f16_or_f32(name, arr)
+
+    write_ggml(dst, hp, filters, tokens, tensors.items(), encode)
 
 
 if __name__ == "__main__":
