@@ -29,9 +29,12 @@ use segments::Placed;
 use windows::Window;
 use words::{Token, Word};
 
-/// Whisper base, 8-bit quantized by `make models`: a quarter faster than f16 on this kind of CPU
+/// Whisper base, 8-bit quantized by `make models`: 12–23 % faster than f16 on the CPUs measured,
 /// at the same word error rate (BENCHMARKS.md).
 const DEFAULT_MODEL: &str = "base-q8_0";
+
+/// A region without words shorter than this is taken as a cough or a noise, not skipped speech.
+const MIN_SKIPPED_REGION_S: f64 = 1.5;
 
 /// How word start and end times are found.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
@@ -200,6 +203,7 @@ impl WhisperTranscriber {
     fn run(
         &self,
         context: &WhisperContext,
+        audio: &Audio,
         windows: &[Window],
         language: Language,
     ) -> Result<Transcript, Failure> {
@@ -212,18 +216,41 @@ impl WhisperTranscriber {
             forced => Some(forced.as_str()),
         };
         let mut placed = Vec::new();
+        let mut skipped = Vec::new();
         for window in windows {
             let decoded = self.decode(context, &mut state, window, code)?;
             if code.is_none() {
                 code = whisper_rs::get_lang_str(state.full_lang_id_from_state());
             }
+            let before = placed.len();
             place_words(
                 window,
                 decoded,
                 words::uses_spaces(code.unwrap_or_default()),
                 &mut placed,
             );
+            skipped.extend(unheard_regions(window, &placed[before..]));
         }
+        // Whisper can end a window early, after one voice, and never come back to the next
+        // region: each such region gets one more chance, at the start of a window of its own.
+        if !skipped.is_empty() {
+            tracing::debug!(
+                regions = skipped.len(),
+                "decoding regions Whisper skipped again"
+            );
+        }
+        for window in windows::pack(audio, &skipped) {
+            let decoded = self.decode(context, &mut state, &window, code)?;
+            place_words(
+                &window,
+                decoded,
+                words::uses_spaces(code.unwrap_or_default()),
+                &mut placed,
+            );
+        }
+        // Regions do not overlap: ordering by region puts the retried words back in place and
+        // keeps each region's words in the order Whisper heard them.
+        placed.sort_by(|a, b| a.region.start_s.total_cmp(&b.region.start_s));
         put_in_order(&mut placed);
         Ok(Transcript {
             language: code.unwrap_or(UNKNOWN_LANGUAGE).to_owned(),
@@ -362,6 +389,17 @@ struct Decoded {
 }
 
 /// Screens a window's segments, merges their words and maps them to the audio's time.
+/// Regions of a window, long enough to hold a sentence, on which none of its words were placed.
+fn unheard_regions(window: &Window, placed: &[Placed]) -> Vec<TimeSpan> {
+    window
+        .pieces
+        .iter()
+        .map(|piece| piece.source)
+        .filter(|region| region.duration_s() >= MIN_SKIPPED_REGION_S)
+        .filter(|region| placed.iter().all(|p| p.region != *region))
+        .collect()
+}
+
 fn place_words(window: &Window, decoded: Vec<Decoded>, spaced: bool, out: &mut Vec<Placed>) {
     let mut kept: Vec<(Word, bool)> = Vec::new();
     for segment in decoded {
@@ -548,14 +586,14 @@ impl Transcriber for WhisperTranscriber {
             });
         }
         if !(options.use_gpu && self.main_on_gpu) {
-            return Ok(self.run(&*self.cpu_context()?, &windows, options.language)?);
+            return Ok(self.run(&*self.cpu_context()?, audio, &windows, options.language)?);
         }
-        match self.run(&self.main, &windows, options.language) {
+        match self.run(&self.main, audio, &windows, options.language) {
             Err(Failure::Resources(gpu)) => {
                 tracing::warn!(error = %gpu, "Whisper failed on the GPU; retrying on the CPU");
                 let retry = self
                     .cpu_context()
-                    .and_then(|cpu| Ok(self.run(&cpu, &windows, options.language)?));
+                    .and_then(|cpu| Ok(self.run(&cpu, audio, &windows, options.language)?));
                 retry.map_err(|cpu| {
                     StageError::GpuMemory(format!("{gpu}; on the CPU as well: {cpu}"))
                 })
@@ -572,6 +610,48 @@ impl Transcriber for WhisperTranscriber {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use windows::Piece;
+
+    #[test]
+    fn regions_without_words_are_found_for_another_pass() {
+        let region = |start_s, end_s| TimeSpan::new(start_s, end_s);
+        let piece = |window_start_s, source| Piece {
+            window_start_s,
+            source,
+            peak: 0.5,
+        };
+        let window = Window {
+            samples: Vec::new(),
+            pieces: vec![
+                piece(0.0, region(10.0, 20.0)),
+                piece(10.3, region(25.0, 26.0)),
+                piece(11.6, region(30.0, 45.0)),
+            ],
+        };
+        let heard = |source: TimeSpan| Placed {
+            word: TimedWord {
+                text: " word".into(),
+                start_s: source.start_s,
+                end_s: source.start_s + 0.3,
+                confidence: 0.9,
+            },
+            region: source,
+            opens_decoded_segment: false,
+        };
+        // The one-second region is too short to hold a skipped sentence.
+        assert_eq!(
+            unheard_regions(&window, &[heard(region(10.0, 20.0))]),
+            [region(30.0, 45.0)]
+        );
+        assert!(
+            unheard_regions(
+                &window,
+                &[heard(region(10.0, 20.0)), heard(region(30.0, 45.0))]
+            )
+            .is_empty()
+        );
+        assert_eq!(unheard_regions(&window, &[]).len(), 2);
+    }
 
     #[test]
     fn fallbacks_default_to_smaller_sizes_without_repeats() {
