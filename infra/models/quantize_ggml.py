@@ -2,7 +2,7 @@
 """Quantize a whisper.cpp ggml file (f16, as ct2_to_ggml.py writes it) to q8_0, q5_1, q5_0 or q4_0.
 
 `make models` provisions q8_0 as the service's default model (`ggml-base-q8_0.bin`): on CPUs
-with AVX2/AVX-512 whisper.cpp runs it about a quarter faster than f16 at the same accuracy
+with AVX2/AVX-512 whisper.cpp runs it 12–23 % faster than f16 at the same accuracy
 (BENCHMARKS.md); the benchmark's levers try the others.
 
 Usage: quantize_ggml.py IN.bin OUT.bin TYPE

@@ -2,9 +2,10 @@
 //!
 //! ecg-asr-probe --model FILE --wav FILE [--threads N] [--flash] [--dtw] [--beam N]
 //!               [--audio-ctx N] [--lang auto|en] [--windows N] [--window-s S] [--encode-only]
+//!               [--temperature-inc T]
 //!
 //! Decoding mirrors `ecg`'s recogniser (greedy best-of 5 or beam search, temperature 0 with 0.2
-//! fallback steps, no context across windows, token timestamps, non-speech tokens suppressed).
+//! fallback steps (`--temperature-inc 0` turns the fallback off, to see what it costs), no context across windows, token timestamps, non-speech tokens suppressed).
 //! Prints one JSON object: load time, then per window the mel+encoder time (`--encode-only`) or
 //! the whole `whisper_full` time and its text.
 
@@ -27,6 +28,7 @@ struct Args {
     windows: usize,
     window_s: f64,
     encode_only: bool,
+    temperature_inc: f32,
 }
 
 fn args() -> Args {
@@ -42,6 +44,7 @@ fn args() -> Args {
         windows: usize::MAX,
         window_s: 30.0,
         encode_only: false,
+        temperature_inc: 0.2,
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
@@ -58,6 +61,7 @@ fn args() -> Args {
             "--windows" => a.windows = value().parse().expect("windows"),
             "--window-s" => a.window_s = value().parse().expect("window-s"),
             "--encode-only" => a.encode_only = true,
+            "--temperature-inc" => a.temperature_inc = value().parse().expect("temperature-inc"),
             other => panic!("unknown flag {other}"),
         }
     }
@@ -147,7 +151,7 @@ fn main() {
             p.set_suppress_blank(true);
             p.set_suppress_nst(true);
             p.set_temperature(0.0);
-            p.set_temperature_inc(0.2);
+            p.set_temperature_inc(a.temperature_inc);
             p.set_audio_ctx(a.audio_ctx);
             p.set_print_progress(false);
             p.set_print_realtime(false);
