@@ -272,8 +272,14 @@ def write_ggml(path, hp, filters, tokens, tensors, encode=f16_or_f32):
     os.replace(tmp, path)
 
 
+GGML_Q8_0 = 8  # ggml's type id
+
+
 def read_ggml(path):
-    """Read a whisper ggml file back: (hparams, filters, tokens, {name: array})."""
+    """Read a whisper ggml file back: (hparams, filters, tokens, {name: array}).
+
+    f16 and f32 tensors come back in their shape; q8_0 ones as their raw blocks (uint8, one row
+    of 34 bytes per 32 weights)."""
     buf = Path(path).read_bytes()
     magic, *hp = struct.unpack_from("<12i", buf, 0)
     assert magic == GGML_MAGIC, hex(magic)
@@ -296,10 +302,15 @@ def read_ggml(path):
         pos += 12 + 4 * ndim
         name = buf[pos : pos + nlen].decode()
         pos += nlen
-        dt = np.dtype("<f2" if ftype == 1 else "<f4")
         count = int(np.prod(dims))
-        tensors[name] = np.frombuffer(buf, dt, count, pos).reshape(dims[::-1])
-        pos += count * dt.itemsize
+        if ftype == GGML_Q8_0:
+            # 32 weights a block: an f16 scale, then 32 int8 quants
+            tensor = np.frombuffer(buf, np.uint8, count // 32 * 34, pos).reshape(-1, 34)
+        else:
+            dt = np.dtype("<f2" if ftype == 1 else "<f4")
+            tensor = np.frombuffer(buf, dt, count, pos).reshape(dims[::-1])
+        tensors[name] = tensor
+        pos += tensor.nbytes
     return hp, filters, tokens, tensors
 
 

@@ -218,17 +218,8 @@ impl WhisperTranscriber {
         let mut placed = Vec::new();
         let mut skipped = Vec::new();
         for window in windows {
-            let decoded = self.decode(context, &mut state, window, code)?;
-            if code.is_none() {
-                code = whisper_rs::get_lang_str(state.full_lang_id_from_state());
-            }
             let before = placed.len();
-            place_words(
-                window,
-                decoded,
-                words::uses_spaces(code.unwrap_or_default()),
-                &mut placed,
-            );
+            self.transcribe_window(context, &mut state, window, &mut code, &mut placed)?;
             skipped.extend(unheard_regions(window, &placed[before..]));
         }
         // Whisper can end a window early, after one voice, and never come back to the next
@@ -240,13 +231,7 @@ impl WhisperTranscriber {
             );
         }
         for window in windows::pack(audio, &skipped) {
-            let decoded = self.decode(context, &mut state, &window, code)?;
-            place_words(
-                &window,
-                decoded,
-                words::uses_spaces(code.unwrap_or_default()),
-                &mut placed,
-            );
+            self.transcribe_window(context, &mut state, &window, &mut code, &mut placed)?;
         }
         // Regions do not overlap: ordering by region puts the retried words back in place and
         // keeps each region's words in the order Whisper heard them.
@@ -256,6 +241,29 @@ impl WhisperTranscriber {
             language: code.unwrap_or(UNKNOWN_LANGUAGE).to_owned(),
             segments: segments::segment(&placed),
         })
+    }
+
+    /// Decodes one window and places its words; the first window decoded without a language
+    /// sets it.
+    fn transcribe_window(
+        &self,
+        context: &WhisperContext,
+        state: &mut WhisperState,
+        window: &Window,
+        code: &mut Option<&'static str>,
+        placed: &mut Vec<Placed>,
+    ) -> Result<(), Failure> {
+        let decoded = self.decode(context, state, window, *code)?;
+        if code.is_none() {
+            *code = whisper_rs::get_lang_str(state.full_lang_id_from_state());
+        }
+        place_words(
+            window,
+            decoded,
+            words::uses_spaces(code.unwrap_or_default()),
+            placed,
+        );
+        Ok(())
     }
 
     /// Runs Whisper on one window and returns its segments' text tokens.
