@@ -19,12 +19,12 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from ct2_to_ggml import F32_NAMES, f16_or_f32, read_ggml, write_ggml  # noqa: E402
+from ct2_to_ggml import F32_NAMES, GGML_Q8_0, f16_or_f32, read_ggml, write_ggml  # noqa: E402
 
 QK = 32
 QNT_VERSION = 2
 # name -> (ggml type id, ggml ftype id)
-TYPES = {"q4_0": (2, 2), "q5_0": (6, 8), "q5_1": (7, 9), "q8_0": (8, 7)}
+TYPES = {"q4_0": (2, 2), "q5_0": (6, 8), "q5_1": (7, 9), "q8_0": (GGML_Q8_0, 7)}
 
 
 def blocks(w):

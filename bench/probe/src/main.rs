@@ -5,7 +5,8 @@
 //!               [--temperature-inc T]
 //!
 //! Decoding mirrors `ecg`'s recogniser (greedy best-of 5 or beam search, temperature 0 with 0.2
-//! fallback steps (`--temperature-inc 0` turns the fallback off, to see what it costs), no context across windows, token timestamps, non-speech tokens suppressed).
+//! fallback steps, no context across windows, token timestamps, non-speech tokens suppressed);
+//! `--temperature-inc 0` turns the fallback off, to see what it costs.
 //! Prints one JSON object: load time, then per window the mel+encoder time (`--encode-only`) or
 //! the whole `whisper_full` time and its text.
 

@@ -396,7 +396,6 @@ struct Decoded {
     avg_logprob: f32,
 }
 
-/// Screens a window's segments, merges their words and maps them to the audio's time.
 /// Regions of a window, long enough to hold a sentence, on which none of its words were placed.
 fn unheard_regions(window: &Window, placed: &[Placed]) -> Vec<TimeSpan> {
     window
@@ -408,6 +407,7 @@ fn unheard_regions(window: &Window, placed: &[Placed]) -> Vec<TimeSpan> {
         .collect()
 }
 
+/// Screens a window's segments, merges their words and maps them to the audio's time.
 fn place_words(window: &Window, decoded: Vec<Decoded>, spaced: bool, out: &mut Vec<Placed>) {
     let mut kept: Vec<(Word, bool)> = Vec::new();
     for segment in decoded {
