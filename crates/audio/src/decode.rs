@@ -11,10 +11,9 @@
 //!
 //! A packet that fails to decode is replaced by silence of its duration, so later words keep
 //! their timestamps; a track where most packets fail, or none decodes, is an error. Encoder delay
-//! and padding are trimmed where the container states them (mp3 LAME tags, ogg); symphonia's mp4
-//! reader does not apply edit lists, so AAC in mp4 keeps its priming samples (1024 with ffmpeg's
-//! encoder, 2112 with Apple's: 21–48 ms of leading silence at 44.1/48 kHz, which delays every
-//! timestamp by as much) and its final padding.
+//! and padding are trimmed where the container states them: mp3 LAME tags and ogg by symphonia,
+//! mp4 edit lists by [`crate::mp4_edits`] (AAC priming would otherwise delay every timestamp by
+//! 21–48 ms). AAC in mkv states no priming, so there the first 1024 samples stay.
 //!
 //! Limits ([`DecodeLimits`]): media longer than `max_media` is refused, by the length its
 //! container states before anything is decoded, else as soon as the decoded audio passes it;
@@ -39,12 +38,14 @@ use symphonia::core::codecs::audio::{
 use symphonia::core::codecs::registry::CodecRegistry;
 use symphonia::core::errors::Error as SymphoniaError;
 use symphonia::core::formats::probe::Hint;
+use symphonia::core::formats::well_known::FORMAT_ID_ISOMP4;
 use symphonia::core::formats::{FormatOptions, FormatReader, Track};
 use symphonia::core::io::MediaSourceStream;
 use symphonia::core::meta::MetadataOptions;
 use symphonia::core::packet::Packet;
 use symphonia_adapter_libopus::OpusDecoder;
 
+use crate::mp4_edits;
 use crate::resample::To16k;
 
 /// Longest stretch of silence that stands in for one undecodable packet: real packets hold
@@ -143,6 +144,7 @@ impl MediaDecoder {
             )
             .map_err(|e| probe_error(&e))?;
         let (track_id, params, reserve) = self.pick_track(format.as_ref())?;
+        let is_mp4 = format.format_info().format == FORMAT_ID_ISOMP4;
         let mut decoder = self
             .codecs
             .make_audio_decoder(&params, &AudioDecoderOptions::default())
@@ -211,7 +213,7 @@ impl MediaDecoder {
                 }
             }
         }
-        let out = sink.finish()?;
+        let mut out = sink.finish()?;
         if decoded == 0 {
             return Err(if corrupt > 0 {
                 format!("no audio could be decoded: all {corrupt} packets are corrupt")
@@ -227,6 +229,18 @@ impl MediaDecoder {
         }
         if corrupt > 0 {
             tracing::warn!(corrupt, decoded, "skipped corrupt audio packets");
+        }
+        if let Some(presentation) = is_mp4
+            .then(|| mp4_edits::presentation(path, track_id))
+            .flatten()
+        {
+            out = presentation.apply(out, SAMPLE_RATE_HZ);
+            let seconds = out.len() as f64 / f64::from(SAMPLE_RATE_HZ);
+            if seconds > max_media_s {
+                return Err(format!(
+                    "the media is {seconds:.0} s long, over the limit of {max_media_s:.0} s"
+                ));
+            }
         }
         Ok(out)
     }
@@ -429,28 +443,34 @@ mod tests {
     /// Left 0.6, right 0.2: the mean is 0.4, a sum would be 0.8.
     const MONO_PEAK: f64 = 0.4;
 
-    /// 2.5 s of 44.1 kHz stereo: 220 Hz for the first half, 440 Hz for the second.
-    fn write_source(dir: &Path) -> PathBuf {
-        let path = dir.join("source.wav");
+    /// `SOURCE_S` seconds of 16-bit WAV at `SOURCE_RATE` in `dir/name`: one channel per gain,
+    /// each `signal(t)` times its gain.
+    fn write_wav(dir: &Path, name: &str, gains: &[f64], signal: impl Fn(f64) -> f64) -> PathBuf {
+        let path = dir.join(name);
         let spec = hound::WavSpec {
-            channels: 2,
+            channels: gains.len() as u16,
             sample_rate: SOURCE_RATE,
             bits_per_sample: 16,
             sample_format: hound::SampleFormat::Int,
         };
         let mut wav = hound::WavWriter::create(&path, spec).unwrap();
-        let n = (SOURCE_S * f64::from(SOURCE_RATE)) as usize;
-        for i in 0..n {
-            let t = i as f64 / f64::from(SOURCE_RATE);
-            let hz = if t < SOURCE_S / 2.0 { 220.0 } else { 440.0 };
-            let s = (std::f64::consts::TAU * hz * t).sin();
-            for gain in [0.6, 0.2] {
+        for i in 0..(SOURCE_S * f64::from(SOURCE_RATE)) as usize {
+            let s = signal(i as f64 / f64::from(SOURCE_RATE));
+            for gain in gains {
                 wav.write_sample((gain * s * f64::from(i16::MAX)) as i16)
                     .unwrap();
             }
         }
         wav.finalize().unwrap();
         path
+    }
+
+    /// 2.5 s of 44.1 kHz stereo: 220 Hz for the first half, 440 Hz for the second.
+    fn write_source(dir: &Path) -> PathBuf {
+        write_wav(dir, "source.wav", &[0.6, 0.2], |t| {
+            let hz = if t < SOURCE_S / 2.0 { 220.0 } else { 440.0 };
+            (std::f64::consts::TAU * hz * t).sin()
+        })
     }
 
     /// Runs ffmpeg quietly; test media only, never at run time.
@@ -620,6 +640,106 @@ mod tests {
         check_decoded(
             &encode(dir.path(), "b.ogg", &["-c:a", "libopus", "-b:a", "32k"]),
             1.0,
+        );
+    }
+
+    /// 2.5 s of 44.1 kHz mono, silent but for a 200 → 3000 Hz chirp from 0.5 to 1.5 s: its
+    /// cross-correlation has one sharp peak, so a shift of one sample shows.
+    fn write_chirp(dir: &Path) -> PathBuf {
+        write_wav(dir, "chirp.wav", &[0.5], |t| {
+            let t = t - 0.5;
+            if (0.0..1.0).contains(&t) {
+                (std::f64::consts::TAU * (200.0 * t + 1400.0 * t * t)).sin()
+            } else {
+                0.0
+            }
+        })
+    }
+
+    /// The shift, in 16 kHz samples, that best lines `shifted` up with `reference`'s chirp,
+    /// searched over ±`max_lag` around `expected`.
+    fn lag(reference: &[f32], shifted: &[f32], expected: i64, max_lag: i64) -> i64 {
+        let chirp = reference.len() / 5..reference.len() * 3 / 5 + 1;
+        let score = |lag: i64| -> f64 {
+            chirp
+                .clone()
+                .filter_map(|i| {
+                    let j = usize::try_from(i as i64 + lag).ok()?;
+                    Some(f64::from(reference[i]) * f64::from(*shifted.get(j)?))
+                })
+                .sum()
+        };
+        (expected - max_lag..=expected + max_lag)
+            .map(|lag| (lag, score(lag)))
+            .max_by(|a, b| a.1.total_cmp(&b.1))
+            .unwrap()
+            .0
+    }
+
+    #[test]
+    fn every_container_keeps_the_timeline() {
+        let dir = tempfile::tempdir().unwrap();
+        let source = write_chirp(dir.path());
+        let reference = decode(&source).unwrap().samples;
+        let max_lag = 800; // 50 ms: more than any encoder's delay.
+        for (name, codec_args) in [
+            ("a.mp4", &["-c:a", "aac"][..]),
+            ("a.m4a", &["-c:a", "aac", "-ar", "48000"]),
+            ("a.mov", &["-c:a", "aac"]),
+            ("a.mp3", &["-c:a", "libmp3lame"]),
+            ("a.webm", &["-c:a", "libopus"]),
+            ("a.ogg", &["-c:a", "libvorbis"]),
+            ("a.flac", &["-c:a", "flac"]),
+        ] {
+            let path = dir.path().join(name);
+            let mut args = vec!["-i", source.to_str().unwrap()];
+            args.extend_from_slice(codec_args);
+            args.push(path.to_str().unwrap());
+            ffmpeg(&args);
+            let decoded = decode(&path).unwrap().samples;
+            let shift = lag(&reference, &decoded, 0, max_lag);
+            assert!(shift.abs() <= 1, "{name}: shifted by {shift} samples");
+            if name.ends_with(".mp4") || name.ends_with(".m4a") || name.ends_with(".mov") {
+                // The edit list also cuts the encoder's final padding.
+                let extra = decoded.len() as i64 - reference.len() as i64;
+                assert!(extra.abs() <= 1, "{name}: {extra} samples longer");
+            }
+        }
+    }
+
+    #[test]
+    fn an_mp4_audio_track_that_starts_late_stays_late() {
+        let dir = tempfile::tempdir().unwrap();
+        let source = write_chirp(dir.path());
+        let reference = decode(&source).unwrap().samples;
+        let path = dir.path().join("late.mp4");
+        ffmpeg(&[
+            "-f",
+            "lavfi",
+            "-i",
+            "color=c=blue:s=64x64:r=10:d=3",
+            "-itsoffset",
+            "0.5",
+            "-i",
+            source.to_str().unwrap(),
+            "-map",
+            "0:v",
+            "-map",
+            "1:a",
+            "-c:v",
+            "mpeg4",
+            "-c:a",
+            "aac",
+            path.to_str().unwrap(),
+        ]);
+        let decoded = decode(&path).unwrap().samples;
+        let onset = |samples: &[f32]| samples.iter().position(|s| s.abs() > 0.1).unwrap() as i64;
+        // The empty edit is in the movie's milliseconds: ±1 ms.
+        let late = onset(&decoded) - onset(&reference);
+        let expected = i64::from(SAMPLE_RATE_HZ) / 2;
+        assert!(
+            (late - expected).abs() <= 16,
+            "starts {late} samples late, not {expected}"
         );
     }
 

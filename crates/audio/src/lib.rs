@@ -14,6 +14,7 @@
 mod decode;
 pub mod dsp;
 mod features;
+mod mp4_edits;
 mod resample;
 
 pub use decode::{DecodeLimits, MediaDecoder};
