@@ -234,13 +234,14 @@ impl MediaDecoder {
             .then(|| mp4_edits::presentation(path, track_id))
             .flatten()
         {
-            out = presentation.apply(out, SAMPLE_RATE_HZ);
-            let seconds = out.len() as f64 / f64::from(SAMPLE_RATE_HZ);
+            // Checked before the silence is made: a hostile edit list can ask for years of it.
+            let seconds = presentation.delay_s + out.len() as f64 / f64::from(SAMPLE_RATE_HZ);
             if seconds > max_media_s {
                 return Err(format!(
                     "the media is {seconds:.0} s long, over the limit of {max_media_s:.0} s"
                 ));
             }
+            out = presentation.apply(out, SAMPLE_RATE_HZ);
         }
         Ok(out)
     }
@@ -707,12 +708,10 @@ mod tests {
         }
     }
 
-    #[test]
-    fn an_mp4_audio_track_that_starts_late_stays_late() {
-        let dir = tempfile::tempdir().unwrap();
-        let source = write_chirp(dir.path());
-        let reference = decode(&source).unwrap().samples;
-        let path = dir.path().join("late.mp4");
+    /// The chirp as the audio of an mp4 video, starting 0.5 s after the video (an empty edit).
+    fn late_mp4(dir: &Path) -> PathBuf {
+        let source = write_chirp(dir);
+        let path = dir.join("late.mp4");
         ffmpeg(&[
             "-f",
             "lavfi",
@@ -732,7 +731,14 @@ mod tests {
             "aac",
             path.to_str().unwrap(),
         ]);
-        let decoded = decode(&path).unwrap().samples;
+        path
+    }
+
+    #[test]
+    fn an_mp4_audio_track_that_starts_late_stays_late() {
+        let dir = tempfile::tempdir().unwrap();
+        let decoded = decode(&late_mp4(dir.path())).unwrap().samples;
+        let reference = decode(&write_chirp(dir.path())).unwrap().samples;
         let onset = |samples: &[f32]| samples.iter().position(|s| s.abs() > 0.1).unwrap() as i64;
         // The empty edit is in the movie's milliseconds: ±1 ms.
         let late = onset(&decoded) - onset(&reference);
@@ -741,6 +747,22 @@ mod tests {
             (late - expected).abs() <= 16,
             "starts {late} samples late, not {expected}"
         );
+    }
+
+    #[test]
+    fn an_edit_list_asking_for_days_of_silence_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = late_mp4(dir.path());
+        let mut bytes = std::fs::read(&path).unwrap();
+        // The audio track's elst: version/flags, 2 entries, then the empty edit's duration.
+        let elst = bytes
+            .windows(12)
+            .position(|w| w[..4] == *b"elst" && w[8..12] == 2u32.to_be_bytes())
+            .unwrap();
+        bytes[elst + 12..elst + 16].copy_from_slice(&u32::MAX.to_be_bytes());
+        std::fs::write(&path, bytes).unwrap();
+        let reason = audio_error(&path);
+        assert!(reason.contains("over the limit"), "{reason}");
     }
 
     #[test]
