@@ -19,6 +19,7 @@ fn main() -> ExitCode {
         Command::Serve(_) => "info",
     };
     ecg_core::telemetry::init(default_level);
+    ecg_app::limit_malloc_arenas();
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

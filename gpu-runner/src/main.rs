@@ -43,10 +43,18 @@ struct Cli {
     shutdown_grace_secs: u64,
 }
 
-#[tokio::main]
-async fn main() -> anyhow::Result<()> {
+fn main() -> anyhow::Result<()> {
     ecg_core::telemetry::init("info");
+    ecg_app::limit_malloc_arenas();
     let cli = Cli::parse();
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?
+        .block_on(run(cli))
+}
+
+async fn run(cli: Cli) -> anyhow::Result<()> {
     let clients = AwsClients::from_env().await;
     let lease = Duration::from_secs(cli.lease_secs.max(3));
     let store: Arc<dyn JobStore> = Arc::new(cli.aws.job_store(&clients));

@@ -2,10 +2,12 @@
 //! variables) and the assembly of the speech pipeline from its stages, loaded once per process.
 //! Binaries pick the job store and queue; everything else about running a job is built here.
 
+mod memory;
 mod settings;
 mod shutdown;
 mod stages;
 
+pub use memory::limit_malloc_arenas;
 pub use settings::{CallbackArgs, DecodeArgs, DownloadArgs, ModelArgs};
 pub use shutdown::cancel_on_signal;
 pub use stages::{health_checks, pipeline};
