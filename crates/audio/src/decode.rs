@@ -492,8 +492,12 @@ mod tests {
 
     /// The source encoded with `codec_args` into `name`.
     fn encode(dir: &Path, name: &str, codec_args: &[&str]) -> PathBuf {
-        let source = write_source(dir);
-        let path = dir.join(name);
+        encode_file(&write_source(dir), name, codec_args)
+    }
+
+    /// `source` encoded with `codec_args` into `name` beside it.
+    fn encode_file(source: &Path, name: &str, codec_args: &[&str]) -> PathBuf {
+        let path = source.with_file_name(name);
         let mut args = vec!["-i", source.to_str().unwrap()];
         args.extend_from_slice(codec_args);
         args.push(path.to_str().unwrap());
@@ -692,12 +696,9 @@ mod tests {
             ("a.ogg", &["-c:a", "libvorbis"]),
             ("a.flac", &["-c:a", "flac"]),
         ] {
-            let path = dir.path().join(name);
-            let mut args = vec!["-i", source.to_str().unwrap()];
-            args.extend_from_slice(codec_args);
-            args.push(path.to_str().unwrap());
-            ffmpeg(&args);
-            let decoded = decode(&path).unwrap().samples;
+            let decoded = decode(&encode_file(&source, name, codec_args))
+                .unwrap()
+                .samples;
             let shift = lag(&reference, &decoded, 0, max_lag);
             assert!(shift.abs() <= 1, "{name}: shifted by {shift} samples");
             if name.ends_with(".mp4") || name.ends_with(".m4a") || name.ends_with(".mov") {
