@@ -6,7 +6,7 @@ MODEL_DIR ?= $(or $(ECG_MODEL_DIR),$(CURDIR)/models)
 export ECG_MODEL_DIR := $(MODEL_DIR)
 DEMO_VIDEO := data/demo/sample.mp4
 
-.PHONY: deps models build demo test lint test-python test-rust test-template bench test-hostile load fuzz
+.PHONY: deps models testdata build demo test lint test-python test-rust test-template bench test-hostile load fuzz
 
 ## System packages (apt) and the project's Python venv.
 deps:
@@ -16,6 +16,10 @@ deps:
 ## Whisper base (converted to ggml), Silero VAD and ONNX Runtime into $(MODEL_DIR).
 models: deps
 	infra/models/provision.sh "$(MODEL_DIR)"
+
+## Real human recordings for the real-recording tests into ./testdata (AMI meeting excerpts, telephone prompts).
+testdata: deps
+	infra/testdata/provision.sh
 
 build: deps
 	cargo build --release --bin ecg
@@ -32,7 +36,7 @@ lint:
 test-python: deps
 	$$(infra/python-env.sh --test) -m pytest -q -c infra/pytest.ini infra
 
-test-rust: models
+test-rust: models testdata
 	# One Whisper thread per test: tests run two at a time on two cores, and ggml busy-waits when oversubscribed.
 	ECG_ASR_THREADS=$${ECG_ASR_THREADS:-1} cargo test --workspace --no-fail-fast
 

@@ -22,7 +22,7 @@
 
 use faer::{Mat, Side};
 
-use crate::encoder::{DIM, Embedding, similarity};
+use crate::encoder::{Embedding, similarity};
 
 /// Windows in the spectral step at most (every ⌈n / this⌉-th window beyond).
 const MAX_SPECTRAL_POINTS: usize = 600;
@@ -83,7 +83,7 @@ pub fn cluster(
         return refine(points, (0..n).collect(), n);
     }
     let step = n.div_ceil(MAX_SPECTRAL_POINTS);
-    let sample: Vec<Embedding> = points.iter().step_by(step).copied().collect();
+    let sample: Vec<Embedding> = points.iter().step_by(step).cloned().collect();
     let (sample_labels, k) = spectral(&sample, &|i, j| shares_audio(i * step, j * step), bounds);
     // Should the eigendecomposition fail, the bounds still hold.
     let k = k.max(bounds.min);
@@ -246,7 +246,8 @@ fn kmeans(rows: &[Vec<f64>], k: usize) -> Vec<usize> {
 
 /// The normalised mean embedding of each label 0..k (zero for an empty label).
 fn centroids(points: &[Embedding], labels: &[usize], k: usize) -> Vec<Embedding> {
-    let mut sums = vec![[0f32; DIM]; k];
+    let dim = points.first().map_or(0, Vec::len);
+    let mut sums = vec![vec![0f32; dim]; k];
     for (e, &l) in points.iter().zip(labels) {
         for (s, x) in sums[l].iter_mut().zip(e) {
             *s += x;
@@ -345,16 +346,18 @@ fn merge_alike(points: &[Embedding], clusters: &mut Clusters, min: usize, thresh
 mod tests {
     use super::*;
 
+    const DIM: usize = 256;
+
     /// Unit vectors near `axis` with a little deterministic spread, like one speaker's windows.
     fn voice(axis: usize, count: usize, spread: f32) -> Vec<Embedding> {
         (0..count)
             .map(|i| {
-                let mut e = [0f32; DIM];
+                let mut e = vec![0f32; DIM];
                 e[axis] = 1.0;
                 e[(axis + 1 + i % 7) % DIM] = spread * ((i % 5) as f32 - 2.0) / 2.0;
                 e[(axis + 11 + i % 3) % DIM] = spread * ((i % 3) as f32 - 1.0);
                 let n = e.iter().map(|x| x * x).sum::<f32>().sqrt();
-                e.map(|x| x / n)
+                e.into_iter().map(|x| x / n).collect()
             })
             .collect()
     }
@@ -413,9 +416,9 @@ mod tests {
             seed ^= seed << 5;
             scale * (seed as f32 / u32::MAX as f32 - 0.5)
         };
-        let unit = |e: [f32; DIM]| {
+        let unit = |e: [f32; DIM]| -> Embedding {
             let n = e.iter().map(|x| x * x).sum::<f32>().sqrt();
-            e.map(|x| x / n)
+            e.iter().map(|x| x / n).collect()
         };
         let mut points = Vec::new();
         for _ in 0..12 {

@@ -1,5 +1,14 @@
-//! The GE2E speaker encoder (`speaker_encoder.onnx`, made by `infra/models/speaker_encoder.py`)
-//! through ONNX Runtime: mel windows `[batch, frames, 40]` → unit-length embeddings `[batch, 256]`.
+//! A speaker-embedding model through ONNX Runtime: windows of feature frames in, one
+//! embedding per window out, made unit length here.
+//!
+//! The input layout is read from the model's first input:
+//! - 40 features a frame, `[batch, frames, 40]`: the GE2E encoder that `make models` converts
+//!   from Resemblyzer (`speaker_encoder.onnx`), fed Resemblyzer's power mel ([`crate::mel`]);
+//! - 80 features a frame, `[batch, frames, 80]` (WeSpeaker, 3D-Speaker exports) or
+//!   `[batch, 80, frames]` (NeMo-style): Kaldi log-mel fbank ([`crate::fbank`]), mean-normalised
+//!   over each window as those recipes do.
+//!
+//! The first output is the embedding, `[batch, dim]` with any `dim`.
 
 use std::path::Path;
 use std::sync::Mutex;
@@ -10,13 +19,29 @@ use ort::session::Session;
 use ort::session::builder::GraphOptimizationLevel;
 use ort::value::TensorRef;
 
+use crate::fbank;
 use crate::mel::N_MELS;
 
-/// Length of an embedding.
-pub const DIM: usize = 256;
-
 /// A speaker embedding: unit length (or all zero when the encoder saw nothing it could use).
-pub type Embedding = [f32; DIM];
+pub type Embedding = Vec<f32>;
+
+/// The features a model reads, known from its input's width.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Features {
+    /// Resemblyzer's 40-band power mel.
+    Ge2eMel,
+    /// Kaldi's 80-band log-mel filterbank.
+    Fbank,
+}
+
+impl Features {
+    pub fn bands(self) -> usize {
+        match self {
+            Self::Ge2eMel => N_MELS,
+            Self::Fbank => fbank::N_BANDS,
+        }
+    }
+}
 
 /// Cosine similarity of two embeddings (they are unit length, so the dot product).
 pub fn similarity(a: &Embedding, b: &Embedding) -> f32 {
@@ -28,6 +53,11 @@ pub struct SpeakerEncoder {
     /// `Session::run` needs `&mut`; jobs take turns, each running whole batches.
     session: Mutex<Session>,
     batch: usize,
+    features: Features,
+    /// `[batch, bands, frames]` rather than `[batch, frames, bands]`.
+    bands_first: bool,
+    input: String,
+    output: String,
 }
 
 impl SpeakerEncoder {
@@ -46,46 +76,124 @@ impl SpeakerEncoder {
             .map_err(|e| load(&e))?
             .commit_from_file(path)
             .map_err(|e| load(&e))?;
+        let (Some(input), Some(output)) = (session.inputs().first(), session.outputs().first())
+        else {
+            return Err(load(&"the model has no input or no output"));
+        };
+        let shape: Vec<i64> = input
+            .dtype()
+            .tensor_shape()
+            .map(|s| s.to_vec())
+            .unwrap_or_default();
+        let width = |axis: usize| shape.get(axis).copied();
+        let (features, bands_first) = match (shape.len(), width(1), width(2)) {
+            (3, _, Some(40)) => (Features::Ge2eMel, false),
+            (3, _, Some(80)) => (Features::Fbank, false),
+            (3, Some(80), _) => (Features::Fbank, true),
+            _ => {
+                return Err(load(&format!(
+                    "input `{}` has shape {shape:?}; supported: [batch, frames, 40] (GE2E power \
+                     mel), [batch, frames, 80] or [batch, 80, frames] (log-mel fbank)",
+                    input.name()
+                )));
+            }
+        };
+        let (input, output) = (input.name().to_owned(), output.name().to_owned());
+        tracing::info!(model = %path.display(), ?features, bands_first, "speaker model loaded");
         Ok(Self {
             session: Mutex::new(session),
             batch: batch.max(1),
+            features,
+            bands_first,
+            input,
+            output,
         })
     }
 
-    /// Embeddings of windows of `frames` mel frames each, stored one after another in `mels`
-    /// (row-major `[windows, frames, 40]`), run `batch` windows at a time.
-    pub fn embed(&self, mels: &[f32], frames: usize) -> Result<Vec<Embedding>, StageError> {
+    /// The features this model reads.
+    pub fn features(&self) -> Features {
+        self.features
+    }
+
+    /// Embeddings of windows of `frames` feature frames each, stored one after another in
+    /// `windows` (row-major `[windows, frames, bands]`), run `batch` windows at a time.
+    pub fn embed(&self, windows: &[f32], frames: usize) -> Result<Vec<Embedding>, StageError> {
         let fail = |e: ort::Error| StageError::Processing(format!("speaker encoder: {e}"));
-        let per_window = frames * N_MELS;
-        if per_window == 0 || !mels.len().is_multiple_of(per_window) {
+        let bands = self.features.bands();
+        let per_window = frames * bands;
+        if per_window == 0 || !windows.len().is_multiple_of(per_window) {
             return Err(StageError::Processing(format!(
                 "speaker encoder: {} values are not whole windows of {frames} frames",
-                mels.len()
+                windows.len()
             )));
         }
         let mut session = self
             .session
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
-        let mut out = Vec::with_capacity(mels.len() / per_window);
-        for chunk in mels.chunks(per_window * self.batch) {
+        let mut out = Vec::with_capacity(windows.len() / per_window);
+        for chunk in windows.chunks(per_window * self.batch) {
             let n = chunk.len() / per_window;
-            let input = TensorRef::from_array_view(([n, frames, N_MELS], chunk)).map_err(fail)?;
-            let outputs = session.run(ort::inputs!["mels" => input]).map_err(fail)?;
-            let (shape, values) = outputs["embedding"]
+            let prepared = self.prepare(chunk, frames);
+            let shape = if self.bands_first {
+                [n, bands, frames]
+            } else {
+                [n, frames, bands]
+            };
+            let input = TensorRef::from_array_view((shape, &prepared[..])).map_err(fail)?;
+            let outputs = session
+                .run(ort::inputs![self.input.as_str() => input])
+                .map_err(fail)?;
+            let (shape, values) = outputs[self.output.as_str()]
                 .try_extract_tensor::<f32>()
                 .map_err(fail)?;
-            if shape.len() != 2 || values.len() != n * DIM {
+            let dim = values.len() / n.max(1);
+            if shape.len() != 2 || dim == 0 || values.len() != n * dim {
                 return Err(StageError::Processing(format!(
-                    "speaker encoder: output shape {shape:?}, expected [{n}, {DIM}]"
+                    "speaker encoder: output shape {shape:?}, expected [{n}, dim]"
                 )));
             }
-            out.extend(values.chunks_exact(DIM).map(|row| {
-                let mut e = [0f32; DIM];
-                e.copy_from_slice(row);
-                e
-            }));
+            out.extend(values.chunks_exact(dim).map(unit));
         }
         Ok(out)
+    }
+
+    /// The batch as the model takes it: fbank windows mean-normalised per band, and transposed
+    /// for a bands-first input.
+    fn prepare(&self, chunk: &[f32], frames: usize) -> Vec<f32> {
+        let bands = self.features.bands();
+        let mut data = chunk.to_vec();
+        if self.features == Features::Fbank {
+            for window in data.chunks_exact_mut(frames * bands) {
+                for b in 0..bands {
+                    let mean =
+                        (0..frames).map(|t| window[t * bands + b]).sum::<f32>() / frames as f32;
+                    (0..frames).for_each(|t| window[t * bands + b] -= mean);
+                }
+            }
+        }
+        if !self.bands_first {
+            return data;
+        }
+        let mut transposed = vec![0f32; data.len()];
+        for (w, window) in data.chunks_exact(frames * bands).enumerate() {
+            let dst = &mut transposed[w * frames * bands..(w + 1) * frames * bands];
+            for t in 0..frames {
+                for b in 0..bands {
+                    dst[b * frames + t] = window[t * bands + b];
+                }
+            }
+        }
+        transposed
+    }
+}
+
+/// The row scaled to unit length (all zero stays all zero).
+fn unit(row: &[f32]) -> Embedding {
+    let norm = row.iter().map(|x| x * x).sum::<f32>().sqrt();
+    if norm > 0.0 {
+        row.iter().map(|x| x / norm).collect()
+    } else {
+        row.to_vec()
     }
 }

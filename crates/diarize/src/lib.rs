@@ -3,9 +3,12 @@
 //!
 //! [`SpeakerDiarizer`] implements [`ecg_core::stages::Diarizer`]. Inside the voice-activity
 //! regions it:
-//! 1. computes Resemblyzer's power-mel features ([`mel`]),
-//! 2. embeds 1.6 s windows every `hop` (shorter regions as one shorter window) with the GE2E
-//!    speaker encoder, `speaker_encoder.onnx`, run in batches through ONNX Runtime ([`encoder`]),
+//! 1. computes the speaker model's features: Resemblyzer's power mel ([`mel`]) for the GE2E
+//!    encoder, Kaldi's log-mel fbank ([`fbank`]) for 80-band models,
+//! 2. embeds 1.6 s windows every `hop` (shorter regions as one shorter window) with the speaker
+//!    model, run in batches through ONNX Runtime ([`encoder`]): by default the GE2E encoder
+//!    `speaker_encoder.onnx`, or any standard speaker-embedding ONNX model `ECG_SPEAKER_MODEL`
+//!    names,
 //! 3. clusters the windows: spectral clustering with an eigengap rule, then centroids that are too
 //!    alike merge ([`mod@cluster`]),
 //! 4. labels every 10 ms frame by the windows around it, absorbs too-short turns and moves each
@@ -17,6 +20,7 @@
 
 pub mod cluster;
 pub mod encoder;
+pub mod fbank;
 pub mod mel;
 pub mod turns;
 
@@ -30,8 +34,9 @@ use ecg_core::stages::{Diarizer, SpeakerTurn};
 use ecg_speech::models::model_dir;
 
 use crate::cluster::{Bounds, cluster};
-use crate::encoder::{Embedding, SpeakerEncoder};
-use crate::mel::{MelFrontend, N_MELS};
+use crate::encoder::{Embedding, Features, SpeakerEncoder};
+use crate::fbank::FbankFrontend;
+use crate::mel::MelFrontend;
 use crate::turns::{FRAME_S, Refinement, Region, Window};
 
 /// Frames per window: the 1.6 s partial utterances the encoder was trained on.
@@ -42,11 +47,13 @@ const MODEL_FILE: &str = "speaker_encoder.onnx";
 /// How speakers are told apart.
 #[derive(Clone, Debug, PartialEq, clap::Args)]
 pub struct DiarizeConfig {
-    /// The GE2E speaker encoder ONNX file; `<model dir>/speaker_encoder.onnx` by default.
+    /// The speaker-embedding ONNX model: `<model dir>/speaker_encoder.onnx` (GE2E) by default,
+    /// or a standard export taking 80-band log-mel fbank, `[batch, frames, 80]` or
+    /// `[batch, 80, frames]`, and returning `[batch, dim]`.
     #[arg(
-        id = "diarize_model",
-        long = "diarize-model",
-        env = "ECG_DIARIZE_MODEL"
+        id = "speaker_model",
+        long = "speaker-model",
+        env = "ECG_SPEAKER_MODEL"
     )]
     pub model: Option<PathBuf>,
     /// ONNX Runtime threads for the encoder.
@@ -154,6 +161,7 @@ fn ms_to_frames(ms: u32) -> usize {
 pub struct SpeakerDiarizer {
     encoder: SpeakerEncoder,
     mel: MelFrontend,
+    fbank: FbankFrontend,
     config: DiarizeConfig,
 }
 
@@ -162,13 +170,14 @@ impl SpeakerDiarizer {
         let path = config.model_path();
         if !path.is_file() {
             return Err(StageError::ModelLoading(format!(
-                "speaker encoder not found at {} (run `make models` or set ECG_DIARIZE_MODEL)",
+                "speaker encoder not found at {} (run `make models` or set ECG_SPEAKER_MODEL)",
                 path.display()
             )));
         }
         Ok(Self {
             encoder: SpeakerEncoder::load(&path, config.threads, config.batch)?,
             mel: MelFrontend::new(),
+            fbank: FbankFrontend::new(),
             config,
         })
     }
@@ -185,6 +194,37 @@ impl SpeakerDiarizer {
         Bounds {
             min,
             max: max.max(min),
+        }
+    }
+}
+
+impl SpeakerDiarizer {
+    /// The model's feature frames `first..first + count` (row-major `[count, bands]`) and each
+    /// frame's energy, for finding pauses.
+    fn features(
+        &self,
+        audio: &Audio,
+        gain: f32,
+        first: usize,
+        count: usize,
+    ) -> (Vec<f32>, Vec<f32>) {
+        match self.encoder.features() {
+            Features::Ge2eMel => {
+                let mels = self.mel.frames(&audio.samples, gain, first, count);
+                let energy = mels
+                    .chunks_exact(mel::N_MELS)
+                    .map(|f| f.iter().sum())
+                    .collect();
+                (mels, energy)
+            }
+            Features::Fbank => {
+                let bank = self.fbank.frames(&audio.samples, first, count);
+                let energy = bank
+                    .chunks_exact(fbank::N_BANDS)
+                    .map(|f| f.iter().map(|v| v.exp()).sum())
+                    .collect();
+                (bank, energy)
+            }
         }
     }
 }
@@ -208,6 +248,7 @@ impl Diarizer for SpeakerDiarizer {
         // Resemblyzer normalises the loudness of the speech it embeds, so measure the speech only.
         let gain = mel::volume_gain(spans.iter().map(|&s| audio.slice(s)));
         let hop = self.config.hop_frames();
+        let bands = self.encoder.features().bands();
 
         let mut regions = Vec::with_capacity(spans.len());
         let mut windows: Vec<Window> = Vec::new();
@@ -219,16 +260,15 @@ impl Diarizer for SpeakerDiarizer {
             let frames = ((span.end_s / FRAME_S).round() as usize)
                 .saturating_sub(first)
                 .max(1);
-            let mels = self.mel.frames(&audio.samples, gain, first, frames);
-            let energy = mels.chunks_exact(N_MELS).map(|f| f.iter().sum()).collect();
+            let (feats, energy) = self.features(audio, gain, first, frames);
             if frames >= WINDOW_FRAMES {
                 for start in window_starts(frames, hop) {
                     full_mels
-                        .extend_from_slice(&mels[start * N_MELS..(start + WINDOW_FRAMES) * N_MELS]);
+                        .extend_from_slice(&feats[start * bands..(start + WINDOW_FRAMES) * bands]);
                     windows.push(window(r, start, WINDOW_FRAMES));
                 }
             } else {
-                short.push((windows.len(), mels));
+                short.push((windows.len(), feats));
                 windows.push(window(r, 0, frames));
             }
             regions.push(Region {
@@ -262,7 +302,7 @@ impl Diarizer for SpeakerDiarizer {
             .iter()
             .filter(|w| !any_full || w.len == WINDOW_FRAMES)
             .collect();
-        let points: Vec<Embedding> = clustered.iter().map(|w| w.embedding).collect();
+        let points: Vec<Embedding> = clustered.iter().map(|w| w.embedding.clone()).collect();
         let shares_audio = |i: usize, j: usize| clustered[i].overlaps(clustered[j]);
         let clusters = cluster(
             &points,
@@ -295,7 +335,7 @@ fn window(region: usize, start: usize, len: usize) -> Window {
         region,
         start,
         len,
-        embedding: [0.0; encoder::DIM],
+        embedding: Vec::new(),
     }
 }
 

@@ -225,10 +225,11 @@ fn snap_to_pauses(runs: &mut [Run], regions: &[Region], snap: usize) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::encoder::DIM;
+
+    const DIM: usize = 256;
 
     fn axis(i: usize) -> Embedding {
-        let mut e = [0f32; DIM];
+        let mut e = vec![0f32; DIM];
         e[i] = 1.0;
         e
     }

@@ -208,4 +208,12 @@ fn the_scorer_scores() {
     // Missing speech and false alarms count.
     let missed = der(&reference, &[turn(0.0, 10.0, 0)], 0.25);
     assert!((missed - 0.5).abs() < 0.01, "{missed}");
+    // Overlapped speech counts once per speaker: one voice heard of two is half missed there.
+    let overlapped = [turn(0.0, 10.0, 0), turn(5.0, 10.0, 1)];
+    let parts = der_parts(&overlapped, &[turn(0.0, 10.0, 0)], 0.25);
+    assert!((parts.missed - 1.0 / 3.0).abs() < 0.02, "{parts:?}");
+    assert!(
+        parts.confusion < 1e-9 && parts.false_alarm < 1e-9,
+        "{parts:?}"
+    );
 }

@@ -11,7 +11,6 @@
 mod common;
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::sync::OnceLock;
 
 use clap::Parser;
@@ -32,26 +31,10 @@ fn models() -> &'static Path {
     static DIR: OnceLock<tempfile::TempDir> = OnceLock::new();
     DIR.get_or_init(|| {
         require_models(&["libonnxruntime.so"]);
-        let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
-        let venv = Command::new(root.join("infra/python-env.sh"))
-            .output()
-            .expect("infra/python-env.sh runs");
-        assert!(
-            venv.status.success(),
-            "infra/python-env.sh failed: {}",
-            String::from_utf8_lossy(&venv.stderr)
-        );
-        let python = String::from_utf8_lossy(&venv.stdout).trim().to_owned();
         let dir = tempfile::tempdir().unwrap();
-        let built = Command::new(&python)
-            .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/tiny_models.py"))
-            .arg(dir.path())
-            .output()
-            .expect("the venv's python runs");
-        assert!(
-            built.status.success(),
-            "tiny_models.py failed (is onnx in infra/requirements.txt installed?): {}",
-            String::from_utf8_lossy(&built.stderr)
+        ecg_testkit::run_python(
+            &Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/tiny_models.py"),
+            &[dir.path()],
         );
         std::fs::write(dir.path().join("tiny_raw.onnx.labels.txt"), LABELS).unwrap();
         dir

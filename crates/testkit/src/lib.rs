@@ -223,3 +223,29 @@ pub async fn wait_for_callbacks(receiver: &Receiver, count: usize, limit: Durati
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
+
+/// Runs a Python script with the project venv's python (`infra/python-env.sh`: numpy, onnx),
+/// failing the test when it fails.
+pub fn run_python(script: &Path, args: &[&Path]) {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let venv = Command::new(root.join("infra/python-env.sh"))
+        .output()
+        .expect("infra/python-env.sh runs");
+    assert!(
+        venv.status.success(),
+        "infra/python-env.sh failed: {}",
+        String::from_utf8_lossy(&venv.stderr)
+    );
+    let python = String::from_utf8_lossy(&venv.stdout).trim().to_owned();
+    let run = Command::new(&python)
+        .arg(script)
+        .args(args)
+        .output()
+        .expect("the venv's python runs");
+    assert!(
+        run.status.success(),
+        "{} failed (is onnx in infra/requirements.txt installed?): {}",
+        script.display(),
+        String::from_utf8_lossy(&run.stderr)
+    );
+}

@@ -216,10 +216,35 @@ pub fn speaker_count(turns: &[SpeakerTurn]) -> usize {
     ids.len()
 }
 
+/// The parts of the diarization error rate, each a fraction of the scored reference speech.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct ErrorParts {
+    pub missed: f64,
+    pub false_alarm: f64,
+    pub confusion: f64,
+}
+
+impl ErrorParts {
+    pub fn total(self) -> f64 {
+        self.missed + self.false_alarm + self.confusion
+    }
+}
+
 /// Diarization error rate with a forgiveness collar: (missed speech + false alarm + speaker
 /// confusion) / reference speech, over 10 ms frames, leaving out `collar_s` either side of every
 /// reference boundary, under the mapping of hypothesis to reference speakers that agrees most.
 pub fn der(reference: &[SpeakerTurn], hypothesis: &[SpeakerTurn], collar_s: f64) -> f64 {
+    der_parts(reference, hypothesis, collar_s).total()
+}
+
+/// The error's parts, scored as NIST's md-eval does: reference turns may overlap, and a frame
+/// where k people speak counts k times; a frame with r reference and h hypothesis speakers
+/// misses max(0, r − h), falsely adds max(0, h − r) and confuses min(r, h) less the ones matched.
+pub fn der_parts(
+    reference: &[SpeakerTurn],
+    hypothesis: &[SpeakerTurn],
+    collar_s: f64,
+) -> ErrorParts {
     const STEP: f64 = 0.01;
     let end = reference
         .iter()
@@ -227,47 +252,51 @@ pub fn der(reference: &[SpeakerTurn], hypothesis: &[SpeakerTurn], collar_s: f64)
         .map(|t| t.span.end_s)
         .fold(0.0, f64::max);
     let frames = (end / STEP).ceil() as usize + 1;
-    let label = |turns: &[SpeakerTurn], t: f64| {
-        turns
+    let speakers_at = |turns: &[SpeakerTurn], t: f64| -> Vec<usize> {
+        let mut ids: Vec<usize> = turns
             .iter()
-            .find(|x| x.span.start_s <= t && t < x.span.end_s)
+            .filter(|x| x.span.start_s <= t && t < x.span.end_s)
             .map(|x| x.speaker)
+            .collect();
+        ids.sort_unstable();
+        ids.dedup();
+        ids
     };
     let near_boundary = |t: f64| {
         reference
             .iter()
             .any(|r| (t - r.span.start_s).abs() < collar_s || (t - r.span.end_s).abs() < collar_s)
     };
-    let scored: Vec<(Option<usize>, Option<usize>)> = (0..frames)
+    let scored: Vec<(Vec<usize>, Vec<usize>)> = (0..frames)
         .map(|i| (i as f64 + 0.5) * STEP)
         .filter(|&t| !near_boundary(t))
-        .map(|t| (label(reference, t), label(hypothesis, t)))
+        .map(|t| (speakers_at(reference, t), speakers_at(hypothesis, t)))
         .collect();
     let n_ref = reference.iter().map(|t| t.speaker + 1).max().unwrap_or(0);
     let n_hyp = hypothesis.iter().map(|t| t.speaker + 1).max().unwrap_or(0);
     // joint[h][r]: frames where the hypothesis says h and the reference r.
     let mut joint = vec![vec![0usize; n_ref]; n_hyp];
-    for &(r, h) in &scored {
-        if let (Some(r), Some(h)) = (r, h) {
-            joint[h][r] += 1;
+    for (rs, hs) in &scored {
+        for &h in hs {
+            for &r in rs {
+                joint[h][r] += 1;
+            }
         }
     }
     let matched = best_matching(&joint, 0, &mut vec![false; n_ref]);
-    let reference_frames = scored.iter().filter(|(r, _)| r.is_some()).count();
-    let missed = scored
-        .iter()
-        .filter(|(r, h)| r.is_some() && h.is_none())
-        .count();
-    let false_alarm = scored
-        .iter()
-        .filter(|(r, h)| r.is_none() && h.is_some())
-        .count();
-    let both = scored
-        .iter()
-        .filter(|(r, h)| r.is_some() && h.is_some())
-        .count();
-    let confusion = both - matched;
-    (missed + false_alarm + confusion) as f64 / reference_frames.max(1) as f64
+    let (mut reference_speech, mut missed, mut false_alarm, mut both) = (0, 0, 0, 0);
+    for (rs, hs) in &scored {
+        reference_speech += rs.len();
+        missed += rs.len().saturating_sub(hs.len());
+        false_alarm += hs.len().saturating_sub(rs.len());
+        both += rs.len().min(hs.len());
+    }
+    let share = |frames: usize| frames as f64 / reference_speech.max(1) as f64;
+    ErrorParts {
+        missed: share(missed),
+        false_alarm: share(false_alarm),
+        confusion: share(both - matched),
+    }
 }
 
 /// The largest total agreement of a one-to-one mapping of hypothesis speakers from `h` on to

@@ -1,0 +1,247 @@
+//! Diarization of real human recordings, after the real voice activity detector:
+//! - 30-second excerpts of AMI meetings (the training split `make testdata` provisions), scored
+//!   against their annotated turns, overlapped speech included;
+//! - conversations put together from telephone prompts that real people read (8 kHz studio
+//!   recordings: two women, a man and a woman, three people) and one reader alone for minutes.
+//!
+//! The files come from `make testdata` (`infra/testdata/provision.sh`); the tests fail, never
+//! skip, when they are missing.
+
+#![allow(
+    clippy::unwrap_used,
+    reason = "test helpers outside #[test] fns: a failure should panic"
+)]
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use common::*;
+use ecg_audio::MediaDecoder;
+use ecg_core::audio::{Audio, SAMPLE_RATE_HZ, TimeSpan};
+use ecg_core::request::SpeakerHint;
+use ecg_core::stages::{Decoder, SpeakerTurn};
+
+const AUTO: SpeakerHint = SpeakerHint {
+    num: None,
+    min: None,
+    max: None,
+};
+
+/// The test data directory: `ECG_TESTDATA_DIR`, else `<workspace>/testdata`.
+fn testdata() -> PathBuf {
+    let dir = std::env::var_os("ECG_TESTDATA_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../../testdata"));
+    assert!(
+        dir.join("MANIFEST").is_file(),
+        "{} has no test data: run `make testdata` (or point ECG_TESTDATA_DIR at it)",
+        dir.display()
+    );
+    dir
+}
+
+fn decode(path: &Path) -> Audio {
+    MediaDecoder::new()
+        .decode(path)
+        .unwrap_or_else(|e| panic!("{}: {e:?}", path.display()))
+}
+
+/// An AMI excerpt and its annotated turns (speakers numbered in order of appearance).
+struct Meeting {
+    name: String,
+    audio: Audio,
+    reference: Vec<SpeakerTurn>,
+    /// Seconds each reference speaker talks.
+    talk: Vec<f64>,
+}
+
+fn meetings() -> Vec<Meeting> {
+    let dir = testdata().join("ami");
+    let rttm = std::fs::read_to_string(dir.join("train.rttm")).unwrap();
+    let mut turns: BTreeMap<String, Vec<(f64, f64, String)>> = BTreeMap::new();
+    for line in rttm.lines() {
+        let f: Vec<&str> = line.split_whitespace().collect();
+        let (start, duration): (f64, f64) = (f[3].parse().unwrap(), f[4].parse().unwrap());
+        turns
+            .entry(f[1].to_owned())
+            .or_default()
+            .push((start, start + duration, f[7].to_owned()));
+    }
+    assert_eq!(turns.len(), 10, "the training split has ten excerpts");
+    turns
+        .into_iter()
+        .map(|(name, turns)| {
+            let mut ids: Vec<&str> = Vec::new();
+            let mut reference = Vec::new();
+            let mut talk = Vec::new();
+            for (start, end, who) in &turns {
+                let speaker = ids.iter().position(|i| i == who).unwrap_or_else(|| {
+                    ids.push(who);
+                    talk.push(0.0);
+                    ids.len() - 1
+                });
+                talk[speaker] += end - start;
+                reference.push(SpeakerTurn {
+                    span: TimeSpan::new(*start, *end),
+                    speaker,
+                });
+            }
+            Meeting {
+                audio: decode(&dir.join(format!("{name}.wav"))),
+                name,
+                reference,
+                talk,
+            }
+        })
+        .collect()
+}
+
+/// Speakers who talk for at least two seconds of the excerpt: a cough or a one-word reply is an
+/// annotated speaker, but no diarization can be asked to find a voice from half a second.
+fn audible_speakers(m: &Meeting) -> usize {
+    m.talk.iter().filter(|&&t| t >= 2.0).count()
+}
+
+#[test]
+fn ami_meeting_excerpts() {
+    let mut rows = Vec::new();
+    for m in meetings() {
+        let turns = diarize(&m.audio, AUTO);
+        let parts = der_parts(&m.reference, &turns, 0.25);
+        let speech: f64 = m.talk.iter().sum();
+        println!(
+            "{}: {} annotated speakers ({} with ≥ 2 s), {} found, {:.1} s annotated speech, \
+             DER {:.1} % = missed {:.1} % + false alarm {:.1} % + confusion {:.1} %",
+            m.name,
+            m.talk.len(),
+            audible_speakers(&m),
+            speaker_count(&turns),
+            speech,
+            parts.total() * 100.0,
+            parts.missed * 100.0,
+            parts.false_alarm * 100.0,
+            parts.confusion * 100.0
+        );
+        rows.push((audible_speakers(&m), speaker_count(&turns), speech, parts));
+    }
+    let speech: f64 = rows.iter().map(|r| r.2).sum();
+    let weighted =
+        |part: fn(&ErrorParts) -> f64| rows.iter().map(|r| part(&r.3) * r.2).sum::<f64>() / speech;
+    let right = rows.iter().filter(|r| r.0 > 0 && r.0 == r.1).count();
+    let countable = rows.iter().filter(|r| r.0 > 0).count();
+    println!(
+        "AMI training split: speaker count right on {right} of {countable}; over all speech \
+         missed {:.1} %, false alarm {:.1} %, confusion {:.1} %",
+        weighted(|p| p.missed) * 100.0,
+        weighted(|p| p.false_alarm) * 100.0,
+        weighted(|p| p.confusion) * 100.0
+    );
+    // No more speakers than the excerpt has.
+    for (i, r) in rows.iter().enumerate() {
+        assert!(
+            r.1 <= r.0.max(1) + 1,
+            "excerpt {i}: {} found for {}",
+            r.1,
+            r.0
+        );
+    }
+    assert!(weighted(|p| p.confusion) <= 0.10, "speaker confusion");
+    assert!(weighted(|p| p.false_alarm) <= 0.05, "false alarm");
+}
+
+/// One real reader's telephone prompts: each trimmed to where it is audible, longer than a second,
+/// in name order.
+fn prompts(voice: &str) -> Vec<Vec<f32>> {
+    let dir = testdata().join("voices").join(voice);
+    let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
+        .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
+        .map(|e| e.unwrap().path())
+        .collect();
+    files.sort();
+    files
+        .iter()
+        .map(|f| trim(&decode(f).samples))
+        .filter(|s| s.len() > SAMPLE_RATE_HZ as usize)
+        .collect()
+}
+
+fn trim(samples: &[f32]) -> Vec<f32> {
+    let audible = |s: &f32| s.abs() > 0.01;
+    let first = samples.iter().position(audible).unwrap_or(0);
+    let last = samples.iter().rposition(audible).map_or(0, |i| i + 1);
+    samples[first..last.max(first)].to_vec()
+}
+
+/// A conversation: `turns` turns, the voices in order, each turn one to three prompts of its
+/// reader with short gaps, turns 0.2 to 0.8 s apart. Prompts are drawn without repeats.
+fn conversation(voices: &[&str], turns: usize, seed: u32) -> Dialogue {
+    let mut rng = seed.wrapping_mul(2_654_435_761).max(1);
+    let mut next = move || {
+        rng ^= rng << 13;
+        rng ^= rng >> 17;
+        rng ^= rng << 5;
+        f64::from(rng) / f64::from(u32::MAX)
+    };
+    let mut pools: Vec<Vec<Vec<f32>>> = voices.iter().map(|v| prompts(v)).collect();
+    let mut samples = silence(0.5);
+    let mut reference = Vec::new();
+    for turn in 0..turns {
+        let speaker = turn % voices.len();
+        let start = samples.len();
+        for _ in 0..1 + (next() * 3.0) as usize {
+            let pool = &mut pools[speaker];
+            let prompt = pool.swap_remove((next() * pool.len() as f64) as usize % pool.len());
+            samples.extend(prompt);
+            samples.extend(silence(0.05 + 0.2 * next()));
+        }
+        let rate = f64::from(SAMPLE_RATE_HZ);
+        reference.push(SpeakerTurn {
+            span: TimeSpan::new(start as f64 / rate, samples.len() as f64 / rate),
+            speaker,
+        });
+        samples.extend(silence(0.2 + 0.6 * next()));
+    }
+    Dialogue {
+        audio: Audio::new(samples),
+        reference,
+    }
+}
+
+#[test]
+fn two_women_on_the_telephone() {
+    for seed in [1, 2] {
+        let d = conversation(&["allison", "paola"], 12, seed);
+        let turns = diarize(&d.audio, AUTO);
+        let error = report(&format!("allison + paola, seed {seed}"), &d, &turns);
+        assert_eq!(speaker_count(&turns), 2, "{turns:?}");
+        assert!(error <= 0.15, "DER {error}");
+    }
+}
+
+#[test]
+fn a_man_and_a_woman_and_three_people() {
+    let d = conversation(&["carlo", "allison"], 12, 3);
+    let turns = diarize(&d.audio, AUTO);
+    let error = report("carlo + allison", &d, &turns);
+    assert_eq!(speaker_count(&turns), 2, "{turns:?}");
+    assert!(error <= 0.10, "DER {error}");
+
+    let d = conversation(&["allison", "paola", "carlo"], 12, 4);
+    let turns = diarize(&d.audio, AUTO);
+    let error = report("allison + paola + carlo", &d, &turns);
+    assert_eq!(speaker_count(&turns), 3, "{turns:?}");
+    assert!(error <= 0.15, "DER {error}");
+}
+
+#[test]
+fn one_reader_for_minutes_is_one_speaker() {
+    for (voice, turns) in [("allison", 60), ("carlo", 40)] {
+        let d = conversation(&[voice], turns, 5);
+        assert!(d.audio.duration_s() > 180.0, "{}", d.audio.duration_s());
+        let found = diarize(&d.audio, AUTO);
+        report(&format!("{voice} alone"), &d, &found);
+        assert_eq!(speaker_count(&found), 1, "{voice}: {found:?}");
+    }
+}

