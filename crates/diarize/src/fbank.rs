@@ -10,7 +10,7 @@ use std::sync::Arc;
 use realfft::num_complex::Complex;
 use realfft::{RealFftPlanner, RealToComplex};
 
-use crate::mel::HOP;
+use crate::mel::{Band, HOP};
 
 /// Bands per frame.
 pub const N_BANDS: usize = 80;
@@ -26,12 +26,6 @@ const SCALE: f32 = 32_768.0;
 
 fn hz_to_mel(hz: f64) -> f64 {
     1127.0 * (1.0 + hz / 700.0).ln()
-}
-
-/// A triangular band: its weights from FFT bin `first` on.
-struct Band {
-    first: usize,
-    weights: Vec<f32>,
 }
 
 /// Filterbank frames of 16 kHz audio; holds only the FFT plan, window and bands.
@@ -71,6 +65,7 @@ impl FbankFrontend {
         let mut spectrum = self.fft.make_output_vec();
         let mut scratch = vec![Complex::default(); self.fft.get_scratch_len()];
         let mut frame = [0f32; FRAME];
+        let mut power = vec![0f32; spectrum.len()];
         let mut out = Vec::with_capacity(count * N_BANDS);
         for t in first..first + count {
             let start = (t * HOP) as isize - (FRAME / 2) as isize;
@@ -99,15 +94,14 @@ impl FbankFrontend {
             {
                 spectrum.fill(Complex::default());
             }
-            out.extend(self.bands.iter().map(|band| {
-                let energy: f32 = band
-                    .weights
+            for (p, c) in power.iter_mut().zip(&spectrum) {
+                *p = c.norm_sqr();
+            }
+            out.extend(
+                self.bands
                     .iter()
-                    .zip(&spectrum[band.first..])
-                    .map(|(w, c)| w * c.norm_sqr())
-                    .sum();
-                energy.max(f32::EPSILON).ln()
-            }));
+                    .map(|band| band.energy(&power).max(f32::EPSILON).ln()),
+            );
         }
         out
     }
@@ -133,12 +127,7 @@ fn htk_bands() -> Vec<Band> {
                     rise.min(fall).max(0.0) as f32
                 })
                 .collect();
-            let first = all.iter().position(|&w| w > 0.0).unwrap_or(0);
-            let last = all.iter().rposition(|&w| w > 0.0).unwrap_or(first);
-            Band {
-                first,
-                weights: all[first..=last].to_vec(),
-            }
+            Band::from_bins(&all)
         })
         .collect()
 }
@@ -152,10 +141,20 @@ mod tests {
         let bands = htk_bands();
         assert_eq!(bands.len(), N_BANDS);
         // 31.25 Hz bins: the first band starts just above 20 Hz, the last ends below 8 kHz.
-        assert_eq!(bands[0].first, 1);
-        assert!(bands[N_BANDS - 1].first + bands[N_BANDS - 1].weights.len() <= N_FFT / 2 + 1);
-        assert!(bands.windows(2).all(|w| w[0].first <= w[1].first));
-        assert!(bands.iter().all(|b| b.weights.iter().all(|&w| w <= 1.0)));
+        assert_eq!(bands[0].bins().start, 1);
+        assert!(bands[N_BANDS - 1].bins().end <= N_FFT / 2 + 1);
+        assert!(
+            bands
+                .windows(2)
+                .all(|w| w[0].bins().start <= w[1].bins().start)
+        );
+        // Peak 1: a flat spectrum of 1 gives each band at most its width.
+        let flat = vec![1.0; N_FFT / 2 + 1];
+        assert!(
+            bands
+                .iter()
+                .all(|b| b.energy(&flat) <= b.bins().len() as f32)
+        );
     }
 
     #[test]
@@ -170,8 +169,7 @@ mod tests {
             .max_by(|&a, &b| frame[a].total_cmp(&frame[b]))
             .unwrap_or(0);
         // 1 kHz is bin 32 of the 512-point spectrum.
-        let band = &htk_bands()[loudest];
-        assert!((band.first..band.first + band.weights.len()).contains(&32));
+        assert!(htk_bands()[loudest].bins().contains(&32));
         let silent = fbank.frames(&[0.0; 1600], 5, 1);
         assert!(silent.iter().all(|&v| (v - f32::EPSILON.ln()).abs() < 1e-3));
     }

@@ -38,10 +38,37 @@ pub fn volume_gain<'a>(samples: impl IntoIterator<Item = &'a [f32]>) -> f32 {
     (target / rms).max(1.0) as f32
 }
 
-/// One triangular mel filter: its weights from FFT bin `first` on.
-struct Band {
+/// One triangular filter: its weights from FFT bin `first` on (shared with [`crate::fbank`]).
+pub(crate) struct Band {
     first: usize,
     weights: Vec<f32>,
+}
+
+impl Band {
+    /// The filter from a weight for every FFT bin, keeping only its non-zero span.
+    pub(crate) fn from_bins(all: &[f32]) -> Self {
+        let first = all.iter().position(|&w| w > 0.0).unwrap_or(0);
+        let last = all.iter().rposition(|&w| w > 0.0).unwrap_or(first);
+        Self {
+            first,
+            weights: all[first..=last].to_vec(),
+        }
+    }
+
+    /// The filter's output for a power spectrum.
+    pub(crate) fn energy(&self, power: &[f32]) -> f32 {
+        self.weights
+            .iter()
+            .zip(&power[self.first..])
+            .map(|(w, p)| w * p)
+            .sum()
+    }
+
+    /// FFT bins the filter covers.
+    #[cfg(test)]
+    pub(crate) fn bins(&self) -> std::ops::Range<usize> {
+        self.first..self.first + self.weights.len()
+    }
 }
 
 /// Power mel frames of 16 kHz audio. Holds only the FFT plan, window and filters, so one is
@@ -102,13 +129,7 @@ impl MelFrontend {
             for (p, c) in power.iter_mut().zip(&spectrum) {
                 *p = c.norm_sqr();
             }
-            out.extend(self.bands.iter().map(|band| {
-                band.weights
-                    .iter()
-                    .zip(&power[band.first..])
-                    .map(|(w, p)| w * p)
-                    .sum::<f32>()
-            }));
+            out.extend(self.bands.iter().map(|band| band.energy(&power)));
         }
         out
     }
@@ -158,12 +179,7 @@ fn slaney_bands() -> Vec<Band> {
                     (rise.min(fall).max(0.0) * area) as f32
                 })
                 .collect();
-            let first = all.iter().position(|&w| w > 0.0).unwrap_or(0);
-            let last = all.iter().rposition(|&w| w > 0.0).unwrap_or(first);
-            Band {
-                first,
-                weights: all[first..=last].to_vec(),
-            }
+            Band::from_bins(&all)
         })
         .collect()
 }
@@ -201,8 +217,7 @@ mod tests {
         let loudest = (0..N_MELS)
             .max_by(|&a, &b| middle[a].total_cmp(&middle[b]))
             .unwrap();
-        let band = &slaney_bands()[loudest];
-        assert!((band.first..band.first + band.weights.len()).contains(&25));
+        assert!(slaney_bands()[loudest].bins().contains(&25));
         // Power, not magnitude: doubling the gain quadruples every band.
         let louder = mel.frames(&tone, 2.0, 50, 1);
         assert!((louder[loudest] / middle[loudest] - 4.0).abs() < 1e-3);

@@ -10,12 +10,6 @@ use ecg_core::request::SpeakerHint;
 use ecg_core::stages::{Diarizer, SpeakerTurn};
 use ecg_diarize::{DiarizeConfig, SpeakerDiarizer};
 
-const AUTO: SpeakerHint = SpeakerHint {
-    num: None,
-    min: None,
-    max: None,
-};
-
 fn exactly(num: u8) -> SpeakerHint {
     SpeakerHint {
         num: Some(num),

@@ -20,14 +20,7 @@ use std::path::{Path, PathBuf};
 use common::*;
 use ecg_audio::MediaDecoder;
 use ecg_core::audio::{Audio, SAMPLE_RATE_HZ, TimeSpan};
-use ecg_core::request::SpeakerHint;
 use ecg_core::stages::{Decoder, SpeakerTurn};
-
-const AUTO: SpeakerHint = SpeakerHint {
-    num: None,
-    min: None,
-    max: None,
-};
 
 /// The test data directory: `ECG_TESTDATA_DIR`, else `<workspace>/testdata`.
 fn testdata() -> PathBuf {
@@ -98,6 +91,24 @@ fn meetings() -> Vec<Meeting> {
         .collect()
 }
 
+/// Seconds where exactly one annotated speaker talks, and how many of them no turn covers: missed
+/// speech that overlap does not explain.
+fn solo_speech_missed(reference: &[SpeakerTurn], turns: &[SpeakerTurn], end_s: f64) -> (f64, f64) {
+    const STEP: f64 = 0.01;
+    let (mut solo, mut missed) = (0.0, 0.0);
+    for i in 0..(end_s / STEP) as usize {
+        let t = (i as f64 + 0.5) * STEP;
+        let heard = |x: &&SpeakerTurn| x.span.start_s <= t && t < x.span.end_s;
+        if reference.iter().filter(heard).count() == 1 {
+            solo += STEP;
+            if !turns.iter().any(|x| heard(&x)) {
+                missed += STEP;
+            }
+        }
+    }
+    (solo, missed)
+}
+
 /// Speakers who talk for at least two seconds of the excerpt: a cough or a one-word reply is an
 /// annotated speaker, but no diarization can be asked to find a voice from half a second.
 fn audible_speakers(m: &Meeting) -> usize {
@@ -107,13 +118,16 @@ fn audible_speakers(m: &Meeting) -> usize {
 #[test]
 fn ami_meeting_excerpts() {
     let mut rows = Vec::new();
+    let (mut solo_total, mut solo_missed_total) = (0.0, 0.0);
     for m in meetings() {
         let turns = diarize(&m.audio, AUTO);
         let parts = der_parts(&m.reference, &turns, 0.25);
         let speech: f64 = m.talk.iter().sum();
+        let (solo, solo_missed) = solo_speech_missed(&m.reference, &turns, m.audio.duration_s());
         println!(
             "{}: {} annotated speakers ({} with ≥ 2 s), {} found, {:.1} s annotated speech, \
-             DER {:.1} % = missed {:.1} % + false alarm {:.1} % + confusion {:.1} %",
+             DER {:.1} % = missed {:.1} % + false alarm {:.1} % + confusion {:.1} %; \
+             {solo_missed:.1} s of {solo:.1} s one person spoke alone missed",
             m.name,
             m.talk.len(),
             audible_speakers(&m),
@@ -125,6 +139,8 @@ fn ami_meeting_excerpts() {
             parts.confusion * 100.0
         );
         rows.push((audible_speakers(&m), speaker_count(&turns), speech, parts));
+        solo_total += solo;
+        solo_missed_total += solo_missed;
     }
     let speech: f64 = rows.iter().map(|r| r.2).sum();
     let weighted =
@@ -133,7 +149,8 @@ fn ami_meeting_excerpts() {
     let countable = rows.iter().filter(|r| r.0 > 0).count();
     println!(
         "AMI training split: speaker count right on {right} of {countable}; over all speech \
-         missed {:.1} %, false alarm {:.1} %, confusion {:.1} %",
+         missed {:.1} %, false alarm {:.1} %, confusion {:.1} %; {solo_missed_total:.1} s of \
+         {solo_total:.1} s spoken by one person alone missed",
         weighted(|p| p.missed) * 100.0,
         weighted(|p| p.false_alarm) * 100.0,
         weighted(|p| p.confusion) * 100.0
@@ -148,6 +165,12 @@ fn ami_meeting_excerpts() {
         );
     }
     assert!(weighted(|p| p.confusion) <= 0.10, "speaker confusion");
+    // Quiet and distant speech must reach the transcript: what one person says alone is found
+    // but for words the voice activity detector cannot tell from noise (12.2 % on this split).
+    assert!(
+        solo_missed_total <= 0.14 * solo_total,
+        "missed {solo_missed_total} s of {solo_total} s of speech without overlap"
+    );
     assert!(weighted(|p| p.false_alarm) <= 0.05, "false alarm");
 }
 
@@ -177,13 +200,7 @@ fn trim(samples: &[f32]) -> Vec<f32> {
 /// A conversation: `turns` turns, the voices in order, each turn one to three prompts of its
 /// reader with short gaps, turns 0.2 to 0.8 s apart. Prompts are drawn without repeats.
 fn conversation(voices: &[&str], turns: usize, seed: u32) -> Dialogue {
-    let mut rng = seed.wrapping_mul(2_654_435_761).max(1);
-    let mut next = move || {
-        rng ^= rng << 13;
-        rng ^= rng >> 17;
-        rng ^= rng << 5;
-        f64::from(rng) / f64::from(u32::MAX)
-    };
+    let mut next = uniform(seed);
     let mut pools: Vec<Vec<Vec<f32>>> = voices.iter().map(|v| prompts(v)).collect();
     let mut samples = silence(0.5);
     let mut reference = Vec::new();

@@ -14,15 +14,8 @@ use std::sync::OnceLock;
 
 use common::*;
 use ecg_core::error::StageError;
-use ecg_core::request::SpeakerHint;
 use ecg_core::stages::{Diarizer, VoiceDetector};
 use ecg_diarize::{DiarizeConfig, SpeakerDiarizer};
-
-const AUTO: SpeakerHint = SpeakerHint {
-    num: None,
-    min: None,
-    max: None,
-};
 
 fn tiny(name: &str) -> PathBuf {
     static DIR: OnceLock<tempfile::TempDir> = OnceLock::new();

@@ -149,14 +149,26 @@ pub fn dialogue(voices: &[Voice], turns: usize, seed: u32) -> Dialogue {
     dialogue_in_order(voices, &order, seed)
 }
 
-pub fn dialogue_in_order(voices: &[Voice], order: &[usize], seed: u32) -> Dialogue {
+/// No speaker count given: the stage finds it.
+pub const AUTO: SpeakerHint = SpeakerHint {
+    num: None,
+    min: None,
+    max: None,
+};
+
+/// A deterministic source of numbers in [0, 1] (xorshift), so that generated tests repeat.
+pub fn uniform(seed: u32) -> impl FnMut() -> f64 {
     let mut rng = seed.wrapping_mul(2_654_435_761).max(1);
-    let mut next = move || {
+    move || {
         rng ^= rng << 13;
         rng ^= rng >> 17;
         rng ^= rng << 5;
         f64::from(rng) / f64::from(u32::MAX)
-    };
+    }
+}
+
+pub fn dialogue_in_order(voices: &[Voice], order: &[usize], seed: u32) -> Dialogue {
+    let mut next = uniform(seed);
     let mut samples = silence(0.5);
     let mut reference = Vec::new();
     let mut sentence = seed as usize;
