@@ -10,6 +10,7 @@
 //!
 //! The first output is the embedding, `[batch, dim]` with any `dim`.
 
+use std::borrow::Cow;
 use std::path::Path;
 use std::sync::Mutex;
 
@@ -159,8 +160,11 @@ impl SpeakerEncoder {
     }
 
     /// The batch as the model takes it: fbank windows mean-normalised per band, and transposed
-    /// for a bands-first input.
-    fn prepare(&self, chunk: &[f32], frames: usize) -> Vec<f32> {
+    /// for a bands-first input; GE2E mel as it is, uncopied.
+    fn prepare<'a>(&self, chunk: &'a [f32], frames: usize) -> Cow<'a, [f32]> {
+        if self.features == Features::Ge2eMel && !self.bands_first {
+            return Cow::Borrowed(chunk);
+        }
         let bands = self.features.bands();
         let mut data = chunk.to_vec();
         if self.features == Features::Fbank {
@@ -173,7 +177,7 @@ impl SpeakerEncoder {
             }
         }
         if !self.bands_first {
-            return data;
+            return Cow::Owned(data);
         }
         let mut transposed = vec![0f32; data.len()];
         for (w, window) in data.chunks_exact(frames * bands).enumerate() {
@@ -184,7 +188,7 @@ impl SpeakerEncoder {
                 }
             }
         }
-        transposed
+        Cow::Owned(transposed)
     }
 }
 
