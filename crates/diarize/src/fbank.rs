@@ -7,10 +7,9 @@
 
 use std::sync::Arc;
 
-use realfft::num_complex::Complex;
 use realfft::{RealFftPlanner, RealToComplex};
 
-use crate::mel::{Band, HOP};
+use crate::mel::{Band, PowerSpectrum, centred_sample};
 
 /// Bands per frame.
 pub const N_BANDS: usize = 80;
@@ -61,19 +60,12 @@ impl FbankFrontend {
     /// Frames `first..first + count`, frame `t` centred on sample `t * HOP` (samples outside the
     /// audio read as zero), row-major `[count, N_BANDS]`.
     pub fn frames(&self, samples: &[f32], first: usize, count: usize) -> Vec<f32> {
-        let mut input = self.fft.make_input_vec();
-        let mut spectrum = self.fft.make_output_vec();
-        let mut scratch = vec![Complex::default(); self.fft.get_scratch_len()];
+        let mut spectrum = PowerSpectrum::new(&self.fft);
         let mut frame = [0f32; FRAME];
-        let mut power = vec![0f32; spectrum.len()];
         let mut out = Vec::with_capacity(count * N_BANDS);
         for t in first..first + count {
-            let start = (t * HOP) as isize - (FRAME / 2) as isize;
             for (n, dst) in frame.iter_mut().enumerate() {
-                *dst = usize::try_from(start + n as isize)
-                    .ok()
-                    .and_then(|i| samples.get(i))
-                    .map_or(0.0, |s| s * SCALE);
+                *dst = centred_sample(samples, t, FRAME, n) * SCALE;
             }
             let mean = frame.iter().sum::<f32>() / FRAME as f32;
             frame.iter_mut().for_each(|s| *s -= mean);
@@ -82,25 +74,16 @@ impl FbankFrontend {
                 frame[n] -= PREEMPHASIS * frame[n - 1];
             }
             frame[0] *= 1.0 - PREEMPHASIS;
+            let input = spectrum.input();
             input.fill(0.0);
             for ((dst, s), w) in input.iter_mut().zip(&frame).zip(&self.window) {
                 *dst = s * w;
             }
-            // The buffers come from the plan itself: the lengths always match.
-            if self
-                .fft
-                .process_with_scratch(&mut input, &mut spectrum, &mut scratch)
-                .is_err()
-            {
-                spectrum.fill(Complex::default());
-            }
-            for (p, c) in power.iter_mut().zip(&spectrum) {
-                *p = c.norm_sqr();
-            }
+            let power = spectrum.power();
             out.extend(
                 self.bands
                     .iter()
-                    .map(|band| band.energy(&power).max(f32::EPSILON).ln()),
+                    .map(|band| band.energy(power).max(f32::EPSILON).ln()),
             );
         }
         out

@@ -71,6 +71,58 @@ impl Band {
     }
 }
 
+/// One FFT plan's buffers for a run of frames: a windowed frame in, its power spectrum out.
+/// Shared by both frontends ([`crate::fbank`] too).
+pub(crate) struct PowerSpectrum {
+    fft: Arc<dyn RealToComplex<f32>>,
+    input: Vec<f32>,
+    spectrum: Vec<Complex<f32>>,
+    scratch: Vec<Complex<f32>>,
+    power: Vec<f32>,
+}
+
+impl PowerSpectrum {
+    pub(crate) fn new(fft: &Arc<dyn RealToComplex<f32>>) -> Self {
+        let spectrum = fft.make_output_vec();
+        Self {
+            fft: Arc::clone(fft),
+            input: fft.make_input_vec(),
+            power: vec![0.0; spectrum.len()],
+            spectrum,
+            scratch: vec![Complex::default(); fft.get_scratch_len()],
+        }
+    }
+
+    /// The FFT input, to be filled with the next windowed frame.
+    pub(crate) fn input(&mut self) -> &mut [f32] {
+        &mut self.input
+    }
+
+    /// The power spectrum of the input.
+    pub(crate) fn power(&mut self) -> &[f32] {
+        // The buffers come from the plan itself: the lengths always match.
+        if self
+            .fft
+            .process_with_scratch(&mut self.input, &mut self.spectrum, &mut self.scratch)
+            .is_err()
+        {
+            self.spectrum.fill(Complex::default());
+        }
+        for (p, c) in self.power.iter_mut().zip(&self.spectrum) {
+            *p = c.norm_sqr();
+        }
+        &self.power
+    }
+}
+
+/// Sample `n` of the `len`-sample frame centred on sample `t * HOP`; outside the audio, zero.
+pub(crate) fn centred_sample(samples: &[f32], t: usize, len: usize, n: usize) -> f32 {
+    ((t * HOP + n).checked_sub(len / 2))
+        .and_then(|i| samples.get(i))
+        .copied()
+        .unwrap_or(0.0)
+}
+
 /// Power mel frames of 16 kHz audio. Holds only the FFT plan, window and filters, so one is
 /// shared by every job.
 pub struct MelFrontend {
@@ -101,35 +153,14 @@ impl MelFrontend {
     /// Frames `first..first + count` of `samples` scaled by `gain`: frame `t` is centred on sample
     /// `t * HOP`; samples outside the audio read as zero. Row-major `[count, N_MELS]`.
     pub fn frames(&self, samples: &[f32], gain: f32, first: usize, count: usize) -> Vec<f32> {
-        let mut input = self.fft.make_input_vec();
-        let mut spectrum = self.fft.make_output_vec();
-        let mut scratch = vec![Complex::default(); self.fft.get_scratch_len()];
-        let mut power = vec![0f32; spectrum.len()];
+        let mut spectrum = PowerSpectrum::new(&self.fft);
         let mut out = Vec::with_capacity(count * N_MELS);
         for t in first..first + count {
-            // Centred frame: samples [t*HOP - N_FFT/2, t*HOP + N_FFT/2).
-            let start = (t * HOP) as isize - (N_FFT / 2) as isize;
-            for (n, (dst, &w)) in input.iter_mut().zip(&self.window).enumerate() {
-                let i = start + n as isize;
-                let s = usize::try_from(i)
-                    .ok()
-                    .and_then(|i| samples.get(i))
-                    .copied()
-                    .unwrap_or(0.0);
-                *dst = s * gain * w;
+            for (n, (dst, &w)) in spectrum.input().iter_mut().zip(&self.window).enumerate() {
+                *dst = centred_sample(samples, t, N_FFT, n) * gain * w;
             }
-            // The buffers come from the plan itself: the lengths always match.
-            if self
-                .fft
-                .process_with_scratch(&mut input, &mut spectrum, &mut scratch)
-                .is_err()
-            {
-                spectrum.fill(Complex::default());
-            }
-            for (p, c) in power.iter_mut().zip(&spectrum) {
-                *p = c.norm_sqr();
-            }
-            out.extend(self.bands.iter().map(|band| band.energy(&power)));
+            let power = spectrum.power();
+            out.extend(self.bands.iter().map(|band| band.energy(power)));
         }
         out
     }
