@@ -164,7 +164,13 @@ fn ami_meeting_excerpts() {
             r.0
         );
     }
-    assert!(weighted(|p| p.confusion) <= 0.10, "speaker confusion");
+    // Five of eight are right and confusion is 3.1 %: one wrong count more, or twice the
+    // confusion, is a regression (the floor: most counts right, confusion ≤ 10 %).
+    assert!(
+        right * 2 >= countable,
+        "speaker count right on only {right} of {countable}"
+    );
+    assert!(weighted(|p| p.confusion) <= 0.06, "speaker confusion");
     // Quiet and distant speech must reach the transcript: what one person says alone is found
     // but for words the voice activity detector cannot tell from noise (12.2 % on this split).
     assert!(
