@@ -1,6 +1,7 @@
 //! `ecg analyze`: one file through the whole pipeline, the result on stdout.
 
 use std::io::Write;
+use std::path::Path;
 use std::sync::Arc;
 
 use anyhow::Context;
@@ -34,6 +35,21 @@ pub async fn run(models: ModelArgs, decode: &DecodeArgs, args: AnalyzeArgs) -> a
     };
     let spec = JobSpec::parse_process_video(&request, &policy)
         .map_err(|e| anyhow::anyhow!("invalid {e}"))?;
+    // Where the output goes is checked before minutes of analysis: it is written to a temporary
+    // file beside it and renamed into place, so a failed run leaves no half-written output.
+    let output = args
+        .output
+        .as_deref()
+        .map(|path| {
+            let dir = path
+                .parent()
+                .filter(|p| !p.as_os_str().is_empty())
+                .unwrap_or(Path::new("."));
+            tempfile::NamedTempFile::new_in(dir)
+                .with_context(|| format!("cannot write {}", path.display()))
+                .map(|file| (file, path))
+        })
+        .transpose()?;
     let fetcher = HttpFetcher::new(FetchConfig {
         allow_local: true,
         ..FetchConfig::default()
@@ -50,9 +66,12 @@ pub async fn run(models: ModelArgs, decode: &DecodeArgs, args: AnalyzeArgs) -> a
         OutputFormat::Srt => render(&result, SubtitleFormat::Srt, args.speaker_labels),
         OutputFormat::Vtt => render(&result, SubtitleFormat::Vtt, args.speaker_labels),
     };
-    match &args.output {
-        Some(path) => std::fs::write(path, text)
-            .with_context(|| format!("cannot write {}", path.display()))?,
+    match output {
+        Some((mut file, path)) => {
+            file.write_all(text.as_bytes())
+                .and_then(|()| file.persist(path).map(drop).map_err(|e| e.error))
+                .with_context(|| format!("cannot write {}", path.display()))?;
+        }
         None => std::io::stdout().lock().write_all(text.as_bytes())?,
     }
     Ok(())

@@ -116,3 +116,24 @@ fn subtitles_are_valid_srt_and_vtt() {
         "{vtt}"
     );
 }
+
+#[test]
+fn an_unwritable_output_is_refused_before_the_analysis() {
+    // The input is missing too: an output checked only at the end would report the input.
+    let output = Command::new(env!("CARGO_BIN_EXE_ecg"))
+        .args([
+            "analyze",
+            "/nonexistent/input.wav",
+            "-o",
+            "/nonexistent/dir/result.json",
+        ])
+        .env("ECG_MODEL_DIR", model_dir())
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!output.status.success());
+    assert!(
+        stderr.contains("cannot write /nonexistent/dir/result.json"),
+        "{stderr}"
+    );
+}

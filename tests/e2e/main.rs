@@ -12,7 +12,8 @@ use std::time::Duration;
 use serde_json::{Value, json};
 
 use common::{
-    Receiver, Server, media_server, signed_correctly, speech_wav, wait_for_callbacks, wait_for_end,
+    Receiver, Server, get_json, media_server, signed_correctly, speech_wav, wait_for_callbacks,
+    wait_for_end,
 };
 
 const CALLBACK_FIELDS: [&str; 7] = [
@@ -240,6 +241,12 @@ async fn a_flaky_backend_still_gets_the_completion_exactly_once() {
         terminal.iter().map(|(s, _)| *s).collect::<Vec<_>>(),
         [500, 500, 200]
     );
+    let job = get_json(&client, &format!("{}/jobs/{job_id}", server.base)).await;
+    assert_eq!(
+        job["notification"],
+        json!({"delivery": "delivered"}),
+        "{job}"
+    );
     let progress: Vec<Value> = receiver
         .accepted()
         .iter()
@@ -273,4 +280,84 @@ async fn invalid_requests_get_a_4xx_naming_the_field() {
     assert_eq!((status, body["field"].as_str()), (422, Some("video_url")));
     let health = server.health().await;
     assert_eq!(health["status"], "healthy", "{health}");
+}
+
+#[tokio::test]
+async fn missing_models_are_each_named_by_health_and_fail_jobs_with_their_code() {
+    let media = tempfile::tempdir().unwrap();
+    speech_wav(&media.path().join("talk.wav"), "Hello and welcome.");
+    let media_base = media_server(media.path().to_path_buf()).await;
+    let data = tempfile::tempdir().unwrap();
+    let server = Server::start_with(
+        data.path(),
+        &[
+            ("ECG_SPEAKER_MODEL", "/nonexistent/speaker.onnx"),
+            ("ECG_ASR_MODEL", "/nonexistent/ggml-missing.bin"),
+        ],
+    );
+    let client = reqwest::Client::new();
+
+    let response = client
+        .get(format!("{}/health", server.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status().as_u16(), 503);
+    let health: Value = response.json().await.unwrap();
+    assert_eq!(health["status"], "unhealthy", "{health}");
+    let check = |name: &str| {
+        health["checks"][name]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned()
+    };
+    assert!(
+        check("speakers").starts_with("failed") && check("speakers").contains("speaker.onnx"),
+        "{health}"
+    );
+    assert!(
+        check("speech_recognition").starts_with("failed"),
+        "{health}"
+    );
+    assert!(!check("voice_activity").starts_with("failed"), "{health}");
+
+    let job_id = new_job_id();
+    let body = json!({"job_id": job_id, "video_url": format!("{media_base}/talk.wav")});
+    assert_eq!(submit(&client, &server, &body).await.0, 200);
+    let job = wait_for_end(&client, &server.base, &job_id, JOB_LIMIT).await;
+    assert_eq!(job["error_code"], "MODEL_LOADING_ERROR", "{job}");
+}
+
+#[tokio::test]
+async fn an_undelivered_result_is_reported_by_the_job_status() {
+    let media = tempfile::tempdir().unwrap();
+    let media_base = media_server(media.path().to_path_buf()).await;
+    let receiver = Receiver::start(usize::MAX).await;
+    let data = tempfile::tempdir().unwrap();
+    let server = Server::start_with(data.path(), &[("ECG_CALLBACK_RETRIES", "1")]);
+    let client = reqwest::Client::new();
+
+    let job_id = new_job_id();
+    let body = json!({"job_id": job_id, "video_url": format!("{media_base}/missing.mp4"),
+                      "fastapi_base_url": receiver.base_url()});
+    assert_eq!(submit(&client, &server, &body).await.0, 200);
+    let job = wait_for_end(&client, &server.base, &job_id, JOB_LIMIT).await;
+    assert_eq!(job["error_code"], "DOWNLOAD_ERROR", "{job}");
+    let started = std::time::Instant::now();
+    let job = loop {
+        let job = get_json(&client, &format!("{}/jobs/{job_id}", server.base)).await;
+        let delivery = job["notification"]["delivery"].as_str().unwrap_or_default();
+        if !matches!(delivery, "pending" | "sending") || started.elapsed() > JOB_LIMIT {
+            break job;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert_eq!(job["notification"]["delivery"], "failed", "{job}");
+    let error = job["notification"]["error"].as_str().unwrap();
+    assert!(
+        error.contains("2 attempt(s)") && error.contains("500"),
+        "{job}"
+    );
+    let attempts = receiver.all().len();
+    assert_eq!(attempts, 2, "{:?}", receiver.all());
 }

@@ -75,17 +75,28 @@ async fn process_video(
     let spec = JobSpec::parse_process_video(&parse_json(&body)?, &state.config.url_policy)?;
     let job_id = spec.job_id;
     tracing::info!(job_id = %job_id, source = %spec.source, "job submitted");
-    submit(&state, spec).await?;
+    let ended = submit(&state, spec).await?;
+    // The contract's status is always "processing"; a replay of an ended job says so in the
+    // message and expects no more time (its status URL has the outcome).
+    let (message, estimated_time) = if ended {
+        ("이미 처리가 끝난 작업입니다", 0)
+    } else {
+        (
+            "비디오 처리가 시작되었습니다",
+            state.config.estimated_time_s,
+        )
+    };
     Ok(Json(ProcessVideoResponse {
         job_id: job_id.to_string(),
         status: "processing".to_owned(),
-        message: "비디오 처리가 시작되었습니다".to_owned(),
+        message: message.to_owned(),
         status_url: format!("/jobs/{job_id}"),
-        estimated_time: state.config.estimated_time_s,
+        estimated_time,
     }))
 }
 
-async fn submit(state: &AppState, spec: JobSpec) -> Result<(), ApiError> {
+/// Returns whether the job had ended already (a replayed request).
+async fn submit(state: &AppState, spec: JobSpec) -> Result<bool, ApiError> {
     let job_id = spec.job_id;
     match state
         .store
@@ -93,7 +104,9 @@ async fn submit(state: &AppState, spec: JobSpec) -> Result<(), ApiError> {
         .await?
     {
         Created::New(_) => {}
-        Created::Existing(existing) if existing.spec == spec => return Ok(()),
+        Created::Existing(existing) if existing.spec == spec => {
+            return Ok(existing.status.is_terminal());
+        }
         Created::Existing(_) => {
             return Err(ApiError::Conflict(format!(
                 "job {job_id} exists already with a different request"
@@ -111,7 +124,7 @@ async fn submit(state: &AppState, spec: JobSpec) -> Result<(), ApiError> {
         }
         return Err(e.into());
     }
-    Ok(())
+    Ok(false)
 }
 
 /// Synchronous analysis: queues the job like any other and waits for its end.
@@ -395,6 +408,18 @@ mod tests {
         assert_eq!(body["error_code"], "DOWNLOAD_ERROR");
         let (status, _) = call(&f.app, "GET", "/jobs/not-a-uuid/result", None).await;
         assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+
+        // Its status says whether the backend was told; a replayed submission that it has ended.
+        let (_, body) = call(&f.app, "GET", &format!("/jobs/{ID}"), None).await;
+        assert_eq!(body["notification"], json!({"delivery": "pending"}));
+        let (status, body) = post_job(&f.app, &json!({})).await;
+        assert_eq!(status, StatusCode::OK);
+        assert_eq!(
+            (body["status"].as_str(), body["estimated_time"].as_u64()),
+            (Some("processing"), Some(0)),
+            "{body}"
+        );
+        assert_eq!(body["message"], "이미 처리가 끝난 작업입니다");
     }
 
     #[tokio::test]

@@ -45,13 +45,25 @@ pub fn pipeline(
     }
 }
 
-/// `/health`'s view of the models: loaded, or why not.
+/// `/health`'s view of the models: one check per model stage, each loaded or saying why not, so
+/// that every missing model is named at once.
 pub fn health_checks(pipeline: &Pipeline) -> Vec<Arc<dyn HealthCheck>> {
-    vec![Arc::new(ModelsCheck {
-        transcriber: Arc::clone(&pipeline.transcriber),
-        voice: Arc::clone(&pipeline.voice),
-        emotion: pipeline.emotion.clone(),
-    })]
+    let transcriber = Arc::clone(&pipeline.transcriber);
+    let voice = Arc::clone(&pipeline.voice);
+    let diarizer = Arc::clone(&pipeline.diarizer);
+    let mut checks: Vec<Arc<dyn HealthCheck>> = vec![
+        Arc::new(StageCheck::new("speech_recognition", move || {
+            transcriber.readiness()
+        })),
+        Arc::new(StageCheck::new("voice_activity", move || voice.readiness())),
+        Arc::new(StageCheck::new("speakers", move || diarizer.readiness())),
+    ];
+    if let Some(emotion) = pipeline.emotion.clone() {
+        checks.push(Arc::new(StageCheck::new("emotion", move || {
+            emotion.readiness()
+        })));
+    }
+    checks
 }
 
 /// A model stage, or the reason it failed to load.
@@ -120,6 +132,10 @@ impl<T: Diarizer + ?Sized> Diarizer for Loaded<T> {
     ) -> Result<Vec<SpeakerTurn>, StageError> {
         self.get()?.speaker_turns(audio, speech, hint)
     }
+
+    fn readiness(&self) -> Result<String, String> {
+        self.get().map_err(|e| e.to_string())?.readiness()
+    }
 }
 
 impl<T: EmotionAnalyzer + ?Sized> EmotionAnalyzer for Loaded<T> {
@@ -132,25 +148,28 @@ impl<T: EmotionAnalyzer + ?Sized> EmotionAnalyzer for Loaded<T> {
     }
 }
 
-struct ModelsCheck {
-    transcriber: Arc<dyn Transcriber>,
-    voice: Arc<dyn VoiceDetector>,
-    emotion: Option<Arc<dyn EmotionAnalyzer>>,
+/// One stage's readiness under its name.
+struct StageCheck<F> {
+    name: &'static str,
+    readiness: F,
+}
+
+impl<F> StageCheck<F> {
+    fn new(name: &'static str, readiness: F) -> Self {
+        Self { name, readiness }
+    }
 }
 
 #[async_trait]
-impl HealthCheck for ModelsCheck {
+impl<F> HealthCheck for StageCheck<F>
+where
+    F: Fn() -> Result<String, String> + Send + Sync,
+{
     fn name(&self) -> &'static str {
-        "models"
+        self.name
     }
 
     async fn check(&self) -> Result<String, String> {
-        let asr = self.transcriber.readiness()?;
-        let vad = self.voice.readiness()?;
-        let emotion = self
-            .emotion
-            .as_ref()
-            .map_or(Ok("emotion off".to_owned()), |e| e.readiness())?;
-        Ok(format!("{asr}; {vad}; {emotion}"))
+        (self.readiness)()
     }
 }

@@ -223,6 +223,13 @@ impl JobStore for DynamoJobStore {
         Ok(changed.is_some())
     }
 
+    async fn fail_delivery(&self, id: JobId, reason: String) -> Result<bool, BackendError> {
+        let changed = self
+            .modify(id, move |r| r.fail_delivery(reason.clone()))
+            .await?;
+        Ok(changed.is_some())
+    }
+
     /// A filtered Scan: reads the whole table, which is fine for an operator's recovery tool.
     async fn unsettled(&self) -> Result<Vec<JobRecord>, BackendError> {
         let mut items = self

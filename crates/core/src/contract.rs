@@ -124,6 +124,21 @@ pub struct JobStatusResponse {
     pub error_code: Option<ErrorCode>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error_message: Option<String>,
+    /// Not in the original contract: once the job has ended, whether the backend got the terminal
+    /// callback.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub notification: Option<Notification>,
+}
+
+/// The terminal callback's delivery, as `GET /jobs/{job_id}` reports it.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Notification {
+    /// `pending` (not sent yet), `sending`, `delivered`, `failed` (every attempt failed, or the
+    /// process stopped while sending), or `no_target` (no callback URL was given nor configured).
+    pub delivery: String,
+    /// Why it failed: the attempts, the target and the last error.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
 }
 
 /// The status field of a callback.
@@ -156,6 +171,18 @@ pub struct Callback {
 impl Callback {
     pub fn is_terminal(&self) -> bool {
         self.status != CallbackStatus::Processing
+    }
+
+    /// Names this callback stably across retries, `<job_id>:<status>:<progress>` (progress 100 for
+    /// a completion, 0 for a failure): a backend whose answer timed out gets the same callback
+    /// again and can drop it by this id.
+    pub fn id(&self) -> String {
+        let (status, progress) = match self.status {
+            CallbackStatus::Processing => ("processing", self.progress.unwrap_or(0)),
+            CallbackStatus::Completed => ("completed", 100),
+            CallbackStatus::Failed => ("failed", 0),
+        };
+        format!("{}:{status}:{progress}", self.job_id)
     }
 }
 
@@ -398,5 +425,30 @@ mod tests {
         );
         let extra = json!({"job_id": "a", "status": "processing", "speakers": {}});
         assert!(serde_json::from_value::<Callback>(extra).is_err());
+    }
+
+    #[test]
+    fn each_callback_of_a_job_has_its_own_stable_id() {
+        let job_id = "550e8400-e29b-41d4-a716-446655440000";
+        let callback = |status: CallbackStatus, progress: Option<u8>| Callback {
+            job_id: job_id.to_owned(),
+            status,
+            progress,
+            message: None,
+            result: None,
+            error_message: None,
+            error_code: None,
+        };
+        let ids = [
+            callback(CallbackStatus::Processing, Some(10)).id(),
+            callback(CallbackStatus::Processing, Some(60)).id(),
+            callback(CallbackStatus::Completed, None).id(),
+            callback(CallbackStatus::Failed, None).id(),
+        ];
+        assert_eq!(ids[1], format!("{job_id}:processing:60"));
+        assert_eq!(ids[2], format!("{job_id}:completed:100"));
+        assert_eq!(ids[3], format!("{job_id}:failed:0"));
+        assert_ne!(ids[0], ids[1]);
+        assert_eq!(callback(CallbackStatus::Processing, Some(60)).id(), ids[1]);
     }
 }

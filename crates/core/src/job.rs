@@ -6,7 +6,7 @@ use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use crate::contract::{AnalysisResult, Callback, CallbackStatus, JobStatusResponse};
+use crate::contract::{AnalysisResult, Callback, CallbackStatus, JobStatusResponse, Notification};
 use crate::error::ErrorCode;
 use crate::progress::Step;
 use crate::request::JobSpec;
@@ -157,6 +157,9 @@ pub struct JobRecord {
     pub error_message: Option<String>,
     pub result: Option<Box<AnalysisResult>>,
     pub delivery: Delivery,
+    /// Why the terminal callback was not delivered, when it was not.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub delivery_failure: Option<String>,
     /// The queue delivery that owns the job while it is processing (0 before the first start).
     pub attempt: u32,
     /// Bumped on every change; conditional writes compare it.
@@ -176,6 +179,7 @@ impl JobRecord {
             error_message: None,
             result: None,
             delivery: Delivery::Pending,
+            delivery_failure: None,
             attempt: 0,
             version: 0,
         }
@@ -248,6 +252,15 @@ impl JobRecord {
         moves
     }
 
+    /// Sending → failed, saying why.
+    pub fn fail_delivery(&mut self, reason: String) -> bool {
+        let moves = self.move_delivery(Delivery::Sending, Delivery::Failed);
+        if moves {
+            self.delivery_failure = Some(reason);
+        }
+        moves
+    }
+
     /// The terminal callback for this record, if it has ended.
     pub fn terminal_callback(&self) -> Option<Callback> {
         let job_id = self.spec.job_id.to_string();
@@ -292,6 +305,10 @@ impl JobRecord {
             message,
             error_code: self.error_code,
             error_message: self.error_message.clone(),
+            notification: self.status.is_terminal().then(|| Notification {
+                delivery: self.delivery.as_str().to_owned(),
+                error: self.delivery_failure.clone(),
+            }),
         }
     }
 }
@@ -301,14 +318,22 @@ pub fn format_timestamp(t: Timestamp) -> String {
     t.strftime("%Y-%m-%dT%H:%M:%SZ").to_string()
 }
 
-/// Rounds seconds to milliseconds, enough for timings and stable in JSON.
+/// Rounds seconds to milliseconds, enough for timings and stable in JSON. Never `-0.0`: an empty
+/// sum of floats is `-0.0`, and JSON readers would show the sign.
 pub fn round_ms(seconds: f64) -> f64 {
-    (seconds * 1000.0).round() / 1000.0
+    (seconds * 1000.0).round() / 1000.0 + 0.0
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn rounded_times_have_no_negative_zero() {
+        let nothing: f64 = std::iter::empty::<f64>().sum();
+        assert_eq!(serde_json::to_string(&round_ms(nothing)).unwrap(), "0.0");
+        assert_eq!(round_ms(1.23456), 1.235);
+    }
 
     #[test]
     fn state_machine_only_moves_forward() {

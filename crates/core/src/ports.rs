@@ -74,10 +74,15 @@ pub trait JobStore: Send + Sync {
         to: Delivery,
     ) -> Result<bool, BackendError>;
 
+    /// Moves the terminal callback's delivery from sending to failed, recording why; false when
+    /// it was not being sent.
+    async fn fail_delivery(&self, id: JobId, reason: String) -> Result<bool, BackendError>;
+
     /// Jobs that a restart must look at: queued, processing, or ended with the callback pending.
     async fn unsettled(&self) -> Result<Vec<JobRecord>, BackendError>;
 
-    /// Cheap reachability check for `/health`.
+    /// Cheap readiness check for `/health`: the store answers, and accepts a write where one is
+    /// cheap (the local store; DynamoDB's table description stands in for it).
     async fn ping(&self) -> Result<(), BackendError>;
 }
 

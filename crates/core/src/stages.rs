@@ -40,6 +40,11 @@ pub trait Diarizer: Send + Sync {
         speech: &[TimeSpan],
         hint: SpeakerHint,
     ) -> Result<Vec<SpeakerTurn>, StageError>;
+
+    /// For `/health`: `Ok(detail)` when the stage can run, `Err(reason)` otherwise.
+    fn readiness(&self) -> Result<String, String> {
+        Ok("speakers ready".to_owned())
+    }
 }
 
 /// Treats all speech as one speaker: the honest answer while no speaker model is configured.

@@ -335,6 +335,12 @@ impl Diarizer for SpeakerDiarizer {
         );
         Ok(turns)
     }
+
+    fn readiness(&self) -> Result<String, String> {
+        let model = self.config.model_path();
+        let name = model.file_name().unwrap_or(model.as_os_str());
+        Ok(format!("{} loaded", name.to_string_lossy()))
+    }
 }
 
 fn window(region: usize, start: usize, len: usize) -> Window {

@@ -34,7 +34,11 @@ impl SqliteJobStore {
                  version  INTEGER NOT NULL,
                  record   TEXT NOT NULL
              );
-             CREATE INDEX IF NOT EXISTS jobs_unsettled ON jobs (status, delivery);",
+             CREATE INDEX IF NOT EXISTS jobs_unsettled ON jobs (status, delivery);
+             CREATE TABLE IF NOT EXISTS health (
+                 id         INTEGER PRIMARY KEY CHECK (id = 1),
+                 checked_at TEXT NOT NULL
+             );",
         )
         .map_err(db_error)?;
         Ok(Self {
@@ -167,6 +171,11 @@ impl JobStore for SqliteJobStore {
         Ok(changed.is_some())
     }
 
+    async fn fail_delivery(&self, id: JobId, reason: String) -> Result<bool, BackendError> {
+        let changed = self.modify(id, move |r| r.fail_delivery(reason)).await?;
+        Ok(changed.is_some())
+    }
+
     async fn unsettled(&self) -> Result<Vec<JobRecord>, BackendError> {
         self.with_conn(|conn| {
             let mut stmt = conn
@@ -181,10 +190,16 @@ impl JobStore for SqliteJobStore {
         .await
     }
 
+    /// A one-row write: a full disk or a read-only file fails every job's first write, and
+    /// `/health` should say so before a job finds out.
     async fn ping(&self) -> Result<(), BackendError> {
         self.with_conn(|conn| {
-            conn.query_row("SELECT count(*) FROM jobs", [], |row| row.get::<_, i64>(0))
-                .map_err(db_error)?;
+            conn.execute(
+                "INSERT INTO health (id, checked_at) VALUES (1, ?1)
+                 ON CONFLICT (id) DO UPDATE SET checked_at = excluded.checked_at",
+                params![Timestamp::now().to_string()],
+            )
+            .map_err(db_error)?;
             Ok(())
         })
         .await
@@ -343,5 +358,22 @@ mod tests {
             .unwrap();
         assert!(reopened.unsettled().await.unwrap().is_empty());
         reopened.ping().await.unwrap();
+    }
+
+    #[tokio::test]
+    async fn ping_fails_when_the_store_cannot_be_written() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteJobStore::open(dir.path()).unwrap();
+        store.ping().await.unwrap();
+        // As a full disk or a read-only file would: reads work, writes fail.
+        store
+            .conn
+            .lock()
+            .unwrap()
+            .execute_batch("PRAGMA query_only = ON")
+            .unwrap();
+        assert!(store.unsettled().await.unwrap().is_empty());
+        let error = store.ping().await.unwrap_err();
+        assert!(error.message.contains("readonly"), "{}", error.message);
     }
 }

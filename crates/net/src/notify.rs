@@ -24,6 +24,9 @@ pub const TIMESTAMP_HEADER: &str = "X-Signature-Timestamp";
 /// receiver's freshness check, and its timestamp cannot be changed without the secret.
 pub const SIGNATURE_V2_HEADER: &str = "X-Signature-V2";
 
+/// The header carrying [`Callback::id`], the same on every retry of one callback.
+pub const CALLBACK_ID_HEADER: &str = "X-Callback-Id";
+
 /// The path the contract posts callbacks to, below the backend's base URL.
 const RESULT_PATH: [&str; 3] = ["api", "upload-video", "result"];
 
@@ -111,12 +114,19 @@ impl WebhookNotifier {
         }
     }
 
-    async fn attempt(&self, url: &Url, body: &[u8], attempt: u32) -> Result<(), AttemptError> {
+    async fn attempt(
+        &self,
+        url: &Url,
+        id: &str,
+        body: &[u8],
+        attempt: u32,
+    ) -> Result<(), AttemptError> {
         let mut request = self
             .client
             .post(url.clone())
             .timeout(self.config.attempt_timeout)
             .header(CONTENT_TYPE, "application/json")
+            .header(CALLBACK_ID_HEADER, id)
             .body(body.to_vec());
         if let Some(secret) = &self.config.secret {
             // Signed at each attempt: a retry carries the time it was really sent.
@@ -184,8 +194,9 @@ impl Notifier for WebhookNotifier {
             callback_status = ?callback.status,
             target = %target
         );
+        let id = callback.id();
         self.retry_policy()
-            .run(|n| self.attempt(&url, &body, n))
+            .run(|n| self.attempt(&url, &id, &body, n))
             .instrument(span)
             .await
             .map_err(|e| gave_up(target, e.attempts, e.message))
@@ -331,6 +342,7 @@ mod tests {
                 requests[0].headers[SIGNATURE_HEADER]
             );
             verify_timestamped(b"k", r);
+            assert_eq!(r.headers[CALLBACK_ID_HEADER], progress().id());
         }
     }
 

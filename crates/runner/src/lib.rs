@@ -92,7 +92,12 @@ impl Runner {
                     Delivery::Sending => {
                         warn!(job_id = %id, "terminal callback was in flight at the restart; not repeating it");
                         self.store
-                            .set_delivery(id, Delivery::Sending, Delivery::Failed)
+                            .fail_delivery(
+                                id,
+                                "the process stopped while sending it; not repeated, so that the \
+                                 backend cannot get it twice"
+                                    .to_owned(),
+                            )
                             .await?;
                     }
                     Delivery::Delivered | Delivery::Failed | Delivery::NoTarget => {}
@@ -253,17 +258,17 @@ impl Runner {
             }
         }
         let settled = match self.notifier.send(&target, &callback).await {
-            Ok(()) => Delivery::Delivered,
+            Ok(()) => {
+                self.store
+                    .set_delivery(id, Delivery::Sending, Delivery::Delivered)
+                    .await
+            }
             Err(e) => {
                 error!(job_id = %id, error = %e, "terminal callback not delivered");
-                Delivery::Failed
+                self.store.fail_delivery(id, e.to_string()).await
             }
         };
-        if let Err(e) = self
-            .store
-            .set_delivery(id, Delivery::Sending, settled)
-            .await
-        {
+        if let Err(e) = settled {
             error!(job_id = %id, error = %e, "cannot record the callback's delivery");
         }
     }

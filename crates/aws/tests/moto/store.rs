@@ -167,6 +167,34 @@ async fn the_terminal_callback_is_claimed_once() {
         store.get(id).await.unwrap().unwrap().delivery,
         Delivery::Delivered
     );
+    assert!(
+        !store.fail_delivery(id, "late".to_owned()).await.unwrap(),
+        "only a callback being sent can fail"
+    );
+}
+
+#[tokio::test]
+async fn a_failed_callback_is_recorded_with_its_reason() {
+    let aws = aws().await;
+    let store = aws.config.job_store(&aws.clients);
+    let record = new_record();
+    let id = record.spec.job_id;
+    store.create(record).await.unwrap();
+    store.finish(id, 0, failed()).await.unwrap().unwrap();
+    assert!(
+        store
+            .set_delivery(id, Delivery::Pending, Delivery::Sending)
+            .await
+            .unwrap()
+    );
+    let reason = "callback to http://127.0.0.1:9/api/upload-video/result failed after 4 attempt(s)";
+    assert!(store.fail_delivery(id, reason.to_owned()).await.unwrap());
+    let stored = store.get(id).await.unwrap().unwrap();
+    assert_eq!(
+        (stored.delivery, stored.delivery_failure.as_deref()),
+        (Delivery::Failed, Some(reason))
+    );
+    assert!(store.unsettled().await.unwrap().is_empty());
 }
 
 #[tokio::test]
