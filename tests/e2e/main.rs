@@ -361,3 +361,53 @@ async fn an_undelivered_result_is_reported_by_the_job_status() {
     let attempts = receiver.all().len();
     assert_eq!(attempts, 2, "{:?}", receiver.all());
 }
+
+#[tokio::test]
+async fn a_hanging_backend_holds_up_neither_the_job_nor_its_result() {
+    let media = tempfile::tempdir().unwrap();
+    speech_wav(&media.path().join("short.wav"), "Thank you for listening.");
+    let media_base = media_server(media.path().to_path_buf()).await;
+    let receiver = Receiver::hanging_on_progress().await;
+    let data = tempfile::tempdir().unwrap();
+    // Were progress callbacks sent inside the job, each would hold it for a whole minute.
+    let server = Server::start_with(
+        data.path(),
+        &[
+            ("ECG_CALLBACK_TIMEOUT_SECS", "60"),
+            ("ECG_CALLBACK_RETRIES", "0"),
+        ],
+    );
+    let client = reqwest::Client::new();
+
+    let job_id = new_job_id();
+    let body = json!({"job_id": job_id, "video_url": format!("{media_base}/short.wav"),
+                      "fastapi_base_url": receiver.base_url(), "emotion_detection": false});
+    assert_eq!(submit(&client, &server, &body).await.0, 200);
+    let job = wait_for_end(&client, &server.base, &job_id, Duration::from_secs(50)).await;
+    assert_eq!(job["status"], "completed", "{job}");
+    let started = std::time::Instant::now();
+    while !receiver
+        .all()
+        .iter()
+        .any(|(_, c)| c["status"] == "completed")
+    {
+        assert!(started.elapsed() < Duration::from_secs(50), "no completion");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let calls: Vec<Value> = receiver.all().into_iter().map(|(_, c)| c).collect();
+    let (progress, terminal): (Vec<&Value>, Vec<&Value>) =
+        calls.iter().partition(|c| c["status"] == "processing");
+    assert_eq!(terminal.len(), 1, "{calls:?}");
+    assert_eq!(
+        calls.last(),
+        Some(terminal[0]),
+        "progress after the result: {calls:?}"
+    );
+    let steps: Vec<u64> = progress
+        .iter()
+        .filter_map(|c| c["progress"].as_u64())
+        .collect();
+    assert!(!steps.is_empty(), "{calls:?}");
+    assert!(steps.windows(2).all(|w| w[0] < w[1]), "{steps:?}");
+}

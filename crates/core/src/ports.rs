@@ -142,7 +142,18 @@ pub struct NotifyError {
 #[async_trait]
 pub trait Notifier: Send + Sync {
     /// Delivers one callback to `{base}/api/upload-video/result`, retrying transient failures.
-    async fn send(&self, base: &Url, callback: &Callback) -> Result<(), NotifyError>;
+    async fn send(&self, base: &Url, callback: &Callback) -> Result<(), NotifyError> {
+        self.send_unless(base, callback, &|| false).await
+    }
+
+    /// [`Notifier::send`] that gives up before a retry once `superseded()` holds (a newer
+    /// progress step is waiting): the attempt under way always completes.
+    async fn send_unless(
+        &self,
+        base: &Url,
+        callback: &Callback,
+        superseded: &(dyn Fn() -> bool + Send + Sync),
+    ) -> Result<(), NotifyError>;
 }
 
 /// A readiness check reported by `/health`.

@@ -166,7 +166,12 @@ fn result_url(base: &Url) -> Option<Url> {
 
 #[async_trait]
 impl Notifier for WebhookNotifier {
-    async fn send(&self, base: &Url, callback: &Callback) -> Result<(), NotifyError> {
+    async fn send_unless(
+        &self,
+        base: &Url,
+        callback: &Callback,
+        superseded: &(dyn Fn() -> bool + Send + Sync),
+    ) -> Result<(), NotifyError> {
         let gave_up = |target: String, attempts: u32, reason: String| NotifyError {
             target,
             attempts,
@@ -196,7 +201,7 @@ impl Notifier for WebhookNotifier {
         );
         let id = callback.id();
         self.retry_policy()
-            .run(|n| self.attempt(&url, &id, &body, n))
+            .run_unless(|n| self.attempt(&url, &id, &body, n), superseded)
             .instrument(span)
             .await
             .map_err(|e| gave_up(target, e.attempts, e.message))

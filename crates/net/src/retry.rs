@@ -70,7 +70,20 @@ impl RetryPolicy {
     }
 
     /// Runs `attempt(n)` for n = 1, 2, … until it succeeds, fails permanently or the retries are spent.
-    pub async fn run<T, F, Fut>(&self, mut attempt: F) -> Result<T, GaveUp>
+    pub async fn run<T, F, Fut>(&self, attempt: F) -> Result<T, GaveUp>
+    where
+        F: FnMut(u32) -> Fut,
+        Fut: Future<Output = Result<T, AttemptError>>,
+    {
+        self.run_unless(attempt, || false).await
+    }
+
+    /// [`RetryPolicy::run`] that stops before a retry once `stop()` holds.
+    pub async fn run_unless<T, F, Fut>(
+        &self,
+        mut attempt: F,
+        stop: impl Fn() -> bool,
+    ) -> Result<T, GaveUp>
     where
         F: FnMut(u32) -> Fut,
         Fut: Future<Output = Result<T, AttemptError>>,
@@ -80,7 +93,7 @@ impl RetryPolicy {
             match attempt(n).await {
                 Ok(value) => return Ok(value),
                 // Every failed attempt is logged here, once; callers' spans add what it was for.
-                Err(e) if e.transient && n <= self.retries => {
+                Err(e) if e.transient && n <= self.retries && !stop() => {
                     let wait = self.wait(n - 1, e.retry_after);
                     let retry_in_ms = u64::try_from(wait.as_millis()).unwrap_or(u64::MAX);
                     tracing::warn!(attempt = n, error = %e.message, retry_in_ms, "attempt failed");
@@ -172,6 +185,22 @@ mod tests {
             .await
             .unwrap_err();
         assert_eq!((err.attempts, err.transient), (3, true));
+    }
+
+    #[tokio::test]
+    async fn a_stop_ends_the_retries_but_not_the_attempt_under_way() {
+        let calls = AtomicU32::new(0);
+        let err = policy(5)
+            .run_unless(
+                |_| {
+                    calls.fetch_add(1, Ordering::SeqCst);
+                    async { Err::<(), _>(AttemptError::transient("busy")) }
+                },
+                || calls.load(Ordering::SeqCst) >= 2,
+            )
+            .await
+            .unwrap_err();
+        assert_eq!((err.attempts, calls.load(Ordering::SeqCst)), (2, 2));
     }
 
     #[tokio::test]

@@ -1,8 +1,11 @@
 //! The worker: leases job messages, runs the pipeline, records progress and outcome in the job
-//! store, and sends the backend its callbacks — progress once per step, the terminal one at
-//! most once per job (claimed in the store before it is sent, so not even a restart repeats it).
+//! store, and sends the backend its callbacks — progress at most once per step and beside the
+//! job ([`courier`]), the terminal one at most once per job (claimed in the store before it is
+//! sent, so not even a restart repeats it).
 //!
 //! Works with any adapters behind `ecg-core`'s ports: embedded (one process) or AWS (SQS + DynamoDB).
+
+mod courier;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -20,6 +23,8 @@ use tokio_util::sync::CancellationToken;
 use tracing::{Instrument, error, info, info_span, warn};
 use url::Url;
 
+use crate::courier::ProgressCourier;
+
 /// How the worker behaves.
 #[derive(Clone, Debug)]
 pub struct RunnerConfig {
@@ -35,6 +40,9 @@ pub struct RunnerConfig {
     pub backend_url: Option<Url>,
     /// On shutdown, how long in-flight jobs may still run before their messages are released.
     pub shutdown_grace: Duration,
+    /// At a job's end, how long a progress callback still being sent may take before the
+    /// terminal one goes (one callback attempt's timeout, by default).
+    pub progress_drain: Duration,
 }
 
 impl Default for RunnerConfig {
@@ -46,6 +54,7 @@ impl Default for RunnerConfig {
             heartbeat_every: Duration::from_secs(30),
             backend_url: None,
             shutdown_grace: Duration::from_secs(30),
+            progress_drain: Duration::from_secs(10),
         }
     }
 }
@@ -207,9 +216,15 @@ impl Runner {
             runner: self,
             id,
             attempt,
-            target: self.callback_target(&record),
+            courier: self
+                .callback_target(&record)
+                .map(|target| ProgressCourier::start(Arc::clone(&self.notifier), target)),
         };
-        let outcome = match self.pipeline.run(&record.spec, &sink).await {
+        let run = self.pipeline.run(&record.spec, &sink).await;
+        if let Some(courier) = sink.courier {
+            courier.finish(self.config.progress_drain).await;
+        }
+        let outcome = match run {
             Ok(result) => Outcome::Completed(Box::new(result)),
             Err(e) => {
                 warn!(error = %e, code = e.code().as_str(), "job failed");
@@ -320,12 +335,12 @@ fn track(in_flight: &std::sync::Mutex<Vec<Lease>>, lease: &Lease, add: bool) {
     }
 }
 
-/// Records each step and tells the backend, once per step and only moving forward.
+/// Records each step and hands it to the courier, once per step and only moving forward.
 struct JobProgress<'a> {
     runner: &'a Runner,
     id: JobId,
     attempt: u32,
-    target: Option<Url>,
+    courier: Option<ProgressCourier>,
 }
 
 #[async_trait]
@@ -343,10 +358,10 @@ impl ProgressSink for JobProgress<'_> {
                 false
             }
         };
-        let Some(target) = self.target.as_ref().filter(|_| raised) else {
+        let Some(courier) = self.courier.as_ref().filter(|_| raised) else {
             return;
         };
-        let callback = Callback {
+        courier.post(Callback {
             job_id: self.id.to_string(),
             status: CallbackStatus::Processing,
             progress: Some(step.percent()),
@@ -354,10 +369,6 @@ impl ProgressSink for JobProgress<'_> {
             result: None,
             error_message: None,
             error_code: None,
-        };
-        // A lost progress callback is not worth failing the job over; the terminal one is.
-        if let Err(e) = self.runner.notifier.send(target, &callback).await {
-            warn!(error = %e, progress = step.percent(), "progress callback not delivered");
-        }
+        });
     }
 }

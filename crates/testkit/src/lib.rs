@@ -32,20 +32,36 @@ pub fn model_dir() -> PathBuf {
     )
 }
 
-/// A backend that records every callback; it can answer 500 to the first N terminal ones.
+/// A backend that records every callback; it can answer 500 to the first N terminal ones, or
+/// record progress callbacks and never answer them (a backend that hangs).
 #[derive(Clone, Default)]
 pub struct Receiver {
     pub calls: Arc<Mutex<Vec<(HeaderMap, Bytes)>>>,
     fail_terminal: Arc<AtomicUsize>,
+    hang_on_progress: bool,
     pub addr: Option<SocketAddr>,
 }
 
 impl Receiver {
     pub async fn start(fail_terminal: usize) -> Self {
-        let mut receiver = Receiver {
+        Self::listen(Receiver {
             fail_terminal: Arc::new(AtomicUsize::new(fail_terminal)),
             ..Self::default()
-        };
+        })
+        .await
+    }
+
+    /// A backend that records each progress callback and never answers it; terminal callbacks
+    /// are answered at once.
+    pub async fn hanging_on_progress() -> Self {
+        Self::listen(Receiver {
+            hang_on_progress: true,
+            ..Self::default()
+        })
+        .await
+    }
+
+    async fn listen(mut receiver: Receiver) -> Self {
         let app = Router::new()
             .route("/api/upload-video/result", post(record))
             .with_state(receiver.clone());
@@ -108,6 +124,9 @@ async fn record(
     headers.insert("x-test-answered", status.as_u16().into());
     headers.insert("x-test-received-at", unix_now().into());
     receiver.calls.lock().unwrap().push((headers, body));
+    if receiver.hang_on_progress && !terminal {
+        std::future::pending::<()>().await;
+    }
     status
 }
 
