@@ -9,9 +9,8 @@
 //!    model, run in batches through ONNX Runtime ([`encoder`]): by default the GE2E encoder
 //!    `speaker_encoder.onnx`, or any standard speaker-embedding ONNX model `ECG_SPEAKER_MODEL`
 //!    names,
-//! 3. counts the speakers by agglomerating score-normalised affinities, then partitions the
-//!    windows by that or by spectral clustering, whichever separates them better
-//!    ([`mod@cluster`]),
+//! 3. clusters the windows: spectral clustering with an eigengap rule where voices form clear
+//!    groups, else a count from score-normalised agglomerative clustering ([`mod@cluster`]),
 //! 4. labels every 10 ms frame by the windows around it, absorbs too-short turns and moves each
 //!    change of speaker to the nearest pause ([`turns`]).
 //!
