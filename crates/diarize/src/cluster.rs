@@ -158,8 +158,8 @@ pub fn cluster(
     }
 }
 
-/// Step 1: speakers as groups of score-normalised affinities (see the module's documentation),
-/// over every point.
+/// The second tier's count: speakers as groups of score-normalised affinities (see the module's
+/// documentation), over every point.
 fn count_speakers(
     points: &[Embedding],
     sample: &[Embedding],

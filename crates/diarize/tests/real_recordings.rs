@@ -14,26 +14,13 @@
 
 mod common;
 
-use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use common::*;
 use ecg_audio::MediaDecoder;
 use ecg_core::audio::{Audio, SAMPLE_RATE_HZ, TimeSpan};
 use ecg_core::stages::{Decoder, SpeakerTurn};
-
-/// The test data directory: `ECG_TESTDATA_DIR`, else `<workspace>/testdata`.
-fn testdata() -> PathBuf {
-    let dir = std::env::var_os("ECG_TESTDATA_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../../testdata"));
-    assert!(
-        dir.join("MANIFEST").is_file(),
-        "{} has no test data: run `make testdata` (or point ECG_TESTDATA_DIR at it)",
-        dir.display()
-    );
-    dir
-}
+use ecg_testkit::{ami_annotations, testdata_dir};
 
 fn decode(path: &Path) -> Audio {
     MediaDecoder::new()
@@ -51,19 +38,8 @@ struct Meeting {
 }
 
 fn meetings() -> Vec<Meeting> {
-    let dir = testdata().join("ami");
-    let rttm = std::fs::read_to_string(dir.join("train.rttm")).unwrap();
-    let mut turns: BTreeMap<String, Vec<(f64, f64, String)>> = BTreeMap::new();
-    for line in rttm.lines() {
-        let f: Vec<&str> = line.split_whitespace().collect();
-        let (start, duration): (f64, f64) = (f[3].parse().unwrap(), f[4].parse().unwrap());
-        turns
-            .entry(f[1].to_owned())
-            .or_default()
-            .push((start, start + duration, f[7].to_owned()));
-    }
-    assert_eq!(turns.len(), 10, "the training split has ten excerpts");
-    turns
+    let dir = testdata_dir().join("ami");
+    ami_annotations()
         .into_iter()
         .map(|(name, turns)| {
             let mut ids: Vec<&str> = Vec::new();
@@ -183,7 +159,7 @@ fn ami_meeting_excerpts() {
 /// One real reader's telephone prompts: each trimmed to where it is audible, longer than a second,
 /// in name order.
 fn prompts(voice: &str) -> Vec<Vec<f32>> {
-    let dir = testdata().join("voices").join(voice);
+    let dir = testdata_dir().join("voices").join(voice);
     let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
         .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
         .map(|e| e.unwrap().path())

@@ -1,10 +1,12 @@
 //! Fixtures on 127.0.0.1 for black-box tests: a backend that records (and checks the signatures
-//! of) callbacks, a media server, speech made with espeak-ng, and waits with limits. Shared by the
-//! root package's suites (e2e, hostile input, load) and the GPU runner's AWS flow tests.
+//! of) callbacks, a media server, speech made with espeak-ng, the real recordings `make testdata`
+//! provisions, and waits with limits. Shared by the root package's suites (e2e, hostile input,
+//! load, real speech), the diarization tests and the GPU runner's AWS flow tests.
 //! Failures panic: in a test, a broken fixture is a failed test.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -30,6 +32,41 @@ pub fn model_dir() -> PathBuf {
         || Path::new(env!("CARGO_MANIFEST_DIR")).join("../../models"),
         PathBuf::from,
     )
+}
+
+/// The real recordings `make testdata` provisions: `ECG_TESTDATA_DIR`, else `<workspace>/testdata`.
+/// Missing data fails the test (it never skips).
+pub fn testdata_dir() -> PathBuf {
+    let dir = std::env::var_os("ECG_TESTDATA_DIR").map_or_else(
+        || Path::new(env!("CARGO_MANIFEST_DIR")).join("../../testdata"),
+        PathBuf::from,
+    );
+    assert!(
+        dir.join("MANIFEST").is_file(),
+        "{} has no test data: run `make testdata` (or point ECG_TESTDATA_DIR at it)",
+        dir.display()
+    );
+    dir
+}
+
+/// One annotated stretch of speech: start and end in seconds, and who speaks.
+pub type AnnotatedTurn = (f64, f64, String);
+
+/// The AMI training excerpts' annotation (`ami/train.rttm`): each excerpt's name (`trn00` …, its
+/// audio `ami/<name>.wav`) and its turns, overlapping where people talk at once.
+pub fn ami_annotations() -> BTreeMap<String, Vec<AnnotatedTurn>> {
+    let rttm = std::fs::read_to_string(testdata_dir().join("ami").join("train.rttm")).unwrap();
+    let mut turns: BTreeMap<String, Vec<AnnotatedTurn>> = BTreeMap::new();
+    for line in rttm.lines() {
+        let f: Vec<&str> = line.split_whitespace().collect();
+        let (start, duration): (f64, f64) = (f[3].parse().unwrap(), f[4].parse().unwrap());
+        turns
+            .entry(f[1].to_owned())
+            .or_default()
+            .push((start, start + duration, f[7].to_owned()));
+    }
+    assert_eq!(turns.len(), 10, "the training split has ten excerpts");
+    turns
 }
 
 /// A backend that records every callback; it can answer 500 to the first N terminal ones, or
