@@ -4,7 +4,7 @@ use std::net::IpAddr;
 use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
-use ecg_app::{CallbackArgs, DecodeArgs, DownloadArgs, ModelArgs};
+use ecg_app::{CallbackArgs, DecodeArgs, DownloadArgs, ModelArgs, WorkerArgs};
 use ecg_core::request::Language;
 
 #[derive(Parser, Debug)]
@@ -106,9 +106,8 @@ pub struct ServeArgs {
         default_value = "http://localhost:3000,http://localhost:8000"
     )]
     pub cors_origins: Vec<String>,
-    /// Jobs that run at the same time.
-    #[arg(long, env = "ECG_WORKERS", default_value_t = 1)]
-    pub workers: usize,
+    #[command(flatten)]
+    pub worker: WorkerArgs,
     /// Bearer token every endpoint but /health asks for (`Authorization: Bearer <token>`);
     /// at least 16 characters. Without one the API is open: keep it on 127.0.0.1.
     #[arg(long, env = "ECG_API_TOKEN", hide_env_values = true)]

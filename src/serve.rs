@@ -6,7 +6,7 @@ use std::time::Duration;
 use anyhow::Context;
 use ecg_api::{ApiConfig, ApiToken, AppState};
 use ecg_app::{DecodeArgs, ModelArgs};
-use ecg_core::ports::{JobQueue, JobStore};
+use ecg_core::ports::{HealthCheck, JobQueue, JobStore};
 use ecg_local::{InProcessQueue, SqliteJobStore};
 use ecg_net::{HttpFetcher, WebhookNotifier};
 use ecg_runner::{Runner, RunnerConfig};
@@ -37,14 +37,17 @@ pub async fn run(models: ModelArgs, decode: &DecodeArgs, args: ServeArgs) -> any
     let fetcher =
         HttpFetcher::new(args.downloads.fetch_config()).context("cannot build the HTTP client")?;
     let pipeline = ecg_app::pipeline(&models, decode, Arc::new(fetcher));
-    let checks = ecg_app::health_checks(&pipeline);
+    let shutdown = CancellationToken::new();
+    let mut checks = ecg_app::health_checks(&pipeline);
+    checks.push(Arc::new(Draining(shutdown.clone())));
     let runner = Arc::new(Runner {
         store: Arc::clone(&store),
         queue: Arc::clone(&queue),
         notifier: Arc::new(notifier),
         pipeline,
         config: RunnerConfig {
-            concurrency: args.workers.max(1),
+            concurrency: args.worker.concurrency(),
+            shutdown_grace: args.worker.shutdown_grace(),
             poll_wait: Duration::from_secs(5),
             backend_url: args.callbacks.backend_url.clone(),
             ..RunnerConfig::default()
@@ -55,7 +58,6 @@ pub async fn run(models: ModelArgs, decode: &DecodeArgs, args: ServeArgs) -> any
         .await
         .context("cannot recover jobs from the last run")?;
 
-    let shutdown = CancellationToken::new();
     let worker = tokio::spawn(Arc::clone(&runner).run(shutdown.clone()));
     let state = AppState {
         store,
@@ -75,10 +77,35 @@ pub async fn run(models: ModelArgs, decode: &DecodeArgs, args: ServeArgs) -> any
     info!(%addr, data_dir = %args.data_dir.display(), "serving");
     // One line on stdout, for scripts and tests that start the server on port 0.
     println!("listening on http://{addr}");
-    axum::serve(listener, ecg_api::router(state))
-        .with_graceful_shutdown(ecg_app::cancel_on_signal(shutdown.clone()))
-        .await?;
-    shutdown.cancel();
-    worker.await.context("worker crashed")?;
-    Ok(())
+    // On a stop signal the API keeps answering while the worker drains (`/health` says so), and
+    // closes once the worker is done.
+    tokio::spawn(ecg_app::cancel_on_signal(shutdown.clone()));
+    let api_closed = CancellationToken::new();
+    let api = axum::serve(listener, ecg_api::router(state))
+        .with_graceful_shutdown(api_closed.clone().cancelled_owned())
+        .into_future();
+    let api = tokio::spawn(api);
+    let drained = worker.await.context("worker crashed");
+    api_closed.cancel();
+    api.await.context("API server crashed")??;
+    drained
+}
+
+/// `/health` fails while the worker drains after a stop signal: a load balancer then sends new
+/// work elsewhere, and an operator sees why.
+struct Draining(CancellationToken);
+
+#[async_trait::async_trait]
+impl HealthCheck for Draining {
+    fn name(&self) -> &'static str {
+        "worker"
+    }
+
+    async fn check(&self) -> Result<String, String> {
+        if self.0.is_cancelled() {
+            Err("draining: finishing in-flight jobs before the process stops".to_owned())
+        } else {
+            Ok("taking jobs".to_owned())
+        }
+    }
 }

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use clap::Parser;
-use ecg_app::{CallbackArgs, DecodeArgs, DownloadArgs, ModelArgs};
+use ecg_app::{CallbackArgs, DecodeArgs, DownloadArgs, ModelArgs, WorkerArgs};
 use ecg_aws::{AwsClients, AwsConfig, SqsQueue};
 use ecg_core::ports::{BlobFetcher, JobMessage, JobQueue, JobStore};
 use ecg_net::{HttpFetcher, WebhookNotifier};
@@ -32,15 +32,11 @@ struct Cli {
     downloads: DownloadArgs,
     #[command(flatten)]
     decode: DecodeArgs,
-    /// Jobs run at the same time (each holds its own model state on the GPU).
-    #[arg(long, env = "ECG_WORKERS", default_value_t = 1)]
-    workers: usize,
+    #[command(flatten)]
+    worker: WorkerArgs,
     /// Seconds a leased message stays hidden; renewed by a heartbeat at a third of it.
     #[arg(long, env = "ECG_LEASE_SECS", default_value_t = 120)]
     lease_secs: u64,
-    /// Seconds in-flight jobs may still run after SIGTERM before their messages are released.
-    #[arg(long, env = "ECG_SHUTDOWN_GRACE_SECS", default_value_t = 90)]
-    shutdown_grace_secs: u64,
 }
 
 fn main() -> anyhow::Result<()> {
@@ -76,11 +72,11 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         notifier: Arc::new(notifier),
         pipeline,
         config: RunnerConfig {
-            concurrency: cli.workers.max(1),
+            concurrency: cli.worker.concurrency(),
             lease_duration: lease,
             heartbeat_every: lease / 3,
             backend_url: cli.callbacks.backend_url.clone(),
-            shutdown_grace: Duration::from_secs(cli.shutdown_grace_secs),
+            shutdown_grace: cli.worker.shutdown_grace(),
             ..RunnerConfig::default()
         },
     });

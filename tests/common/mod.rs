@@ -78,6 +78,19 @@ impl Server {
         get_json(&reqwest::Client::new(), &format!("{}/health", self.base)).await
     }
 
+    /// Waits up to `limit` for the process to end by itself; whether it did. Asynchronous, so
+    /// that the test's own servers (the callback receiver) keep answering meanwhile.
+    pub async fn exits_within(&mut self, limit: std::time::Duration) -> bool {
+        let started = std::time::Instant::now();
+        while started.elapsed() < limit {
+            if matches!(self.child.try_wait(), Ok(Some(_))) {
+                return true;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
+        false
+    }
+
     /// Ends the process at once, as a crash would.
     pub fn kill(mut self) {
         let _ = self.child.kill();

@@ -411,3 +411,63 @@ async fn a_hanging_backend_holds_up_neither_the_job_nor_its_result() {
     assert!(!steps.is_empty(), "{calls:?}");
     assert!(steps.windows(2).all(|w| w[0] < w[1]), "{steps:?}");
 }
+
+#[tokio::test]
+async fn a_stop_signal_lets_the_job_in_flight_finish_while_health_says_draining() {
+    let media = tempfile::tempdir().unwrap();
+    let sentence = "The committee met on Tuesday to review the budget for the coming year. ";
+    speech_wav(&media.path().join("long.wav"), &sentence.repeat(8));
+    let media_base = media_server(media.path().to_path_buf()).await;
+    let receiver = Receiver::start(0).await;
+    let data = tempfile::tempdir().unwrap();
+    let mut server = Server::start_with(data.path(), &[("ECG_SHUTDOWN_GRACE_SECS", "120")]);
+    let client = reqwest::Client::new();
+
+    let job_id = new_job_id();
+    let body = json!({"job_id": job_id, "video_url": format!("{media_base}/long.wav"),
+                      "fastapi_base_url": receiver.base_url(), "emotion_detection": false});
+    assert_eq!(submit(&client, &server, &body).await.0, 200);
+    let status_url = format!("{}/jobs/{job_id}", server.base);
+    let started = std::time::Instant::now();
+    while get_json(&client, &status_url).await["status"] != "processing" {
+        assert!(started.elapsed() < JOB_LIMIT, "the job never started");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let stop = std::process::Command::new("kill")
+        .args(["-TERM", &server.pid().to_string()])
+        .status()
+        .unwrap();
+    assert!(stop.success());
+
+    // The API keeps answering during the drain, and says it is draining.
+    let health = loop {
+        let response = client
+            .get(format!("{}/health", server.base))
+            .send()
+            .await
+            .unwrap();
+        if response.status() == 503 {
+            break response.json::<Value>().await.unwrap();
+        }
+        assert!(started.elapsed() < JOB_LIMIT, "never draining");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    assert!(
+        health["checks"]["worker"]
+            .as_str()
+            .unwrap()
+            .contains("draining"),
+        "{health}"
+    );
+    // The process ends once the job has; its record says the job completed.
+    assert!(server.exits_within(JOB_LIMIT).await, "still running");
+    let server = Server::start(data.path());
+    let job = get_json(&client, &format!("{}/jobs/{job_id}", server.base)).await;
+    assert_eq!(job["status"], "completed", "{job}");
+    let completions = receiver
+        .accepted()
+        .iter()
+        .filter(|c| c["status"] == "completed")
+        .count();
+    assert_eq!(completions, 1);
+}

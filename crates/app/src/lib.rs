@@ -8,6 +8,6 @@ mod shutdown;
 mod stages;
 
 pub use memory::limit_malloc_arenas;
-pub use settings::{CallbackArgs, DecodeArgs, DownloadArgs, ModelArgs};
+pub use settings::{CallbackArgs, DecodeArgs, DownloadArgs, ModelArgs, WorkerArgs};
 pub use shutdown::cancel_on_signal;
 pub use stages::{health_checks, pipeline};

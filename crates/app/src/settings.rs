@@ -170,3 +170,24 @@ mod tests {
         );
     }
 }
+
+/// How the worker runs jobs.
+#[derive(Args, Debug, Clone)]
+pub struct WorkerArgs {
+    /// Jobs that run at the same time; each holds its own model state.
+    #[arg(long, env = "ECG_WORKERS", default_value_t = 1)]
+    pub workers: usize,
+    /// Seconds in-flight jobs may still run after SIGTERM before their messages are released.
+    #[arg(long, env = "ECG_SHUTDOWN_GRACE_SECS", default_value_t = 90)]
+    pub shutdown_grace_secs: u64,
+}
+
+impl WorkerArgs {
+    pub fn concurrency(&self) -> usize {
+        self.workers.max(1)
+    }
+
+    pub fn shutdown_grace(&self) -> Duration {
+        Duration::from_secs(self.shutdown_grace_secs)
+    }
+}
