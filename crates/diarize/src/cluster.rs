@@ -267,8 +267,7 @@ fn normalised_scores(
 /// points than to the next speaker's (a point alone in its speaker scores 0).
 fn silhouette(points: &[Embedding], labels: &[usize]) -> f64 {
     let k = labels.iter().max().map_or(0, |&l| l + 1);
-    let mut sizes = vec![0usize; k];
-    labels.iter().for_each(|&l| sizes[l] += 1);
+    let sizes = cluster_sizes(labels, k);
     let total: f64 = (0..points.len())
         .map(|i| {
             if sizes[labels[i]] < 2 {
@@ -443,6 +442,13 @@ fn kmeans(rows: &[Vec<f64>], k: usize) -> Vec<usize> {
     labels
 }
 
+/// How many points each label 0..k has.
+fn cluster_sizes(labels: &[usize], k: usize) -> Vec<usize> {
+    let mut sizes = vec![0; k];
+    labels.iter().for_each(|&l| sizes[l] += 1);
+    sizes
+}
+
 /// The normalised mean embedding of each label 0..k (zero for an empty label).
 fn centroids(points: &[Embedding], labels: &[usize], k: usize) -> Vec<Embedding> {
     let dim = points.first().map_or(0, Vec::len);
@@ -487,8 +493,7 @@ fn refine(points: &[Embedding], mut labels: Vec<usize>, k: usize) -> Clusters {
 /// was asked for is kept.
 fn keep_every_cluster(points: &[Embedding], labels: &mut [usize], k: usize) {
     loop {
-        let mut sizes = vec![0usize; k];
-        labels.iter().for_each(|&l| sizes[l] += 1);
+        let sizes = cluster_sizes(labels, k);
         let Some(empty) = sizes.iter().position(|&s| s == 0) else {
             return;
         };
@@ -517,8 +522,7 @@ fn merge_alike(points: &[Embedding], clusters: &mut Clusters, min: usize, thresh
         if k <= min {
             return;
         }
-        let mut sizes = vec![0usize; k];
-        clusters.labels.iter().for_each(|&l| sizes[l] += 1);
+        let sizes = cluster_sizes(&clusters.labels, k);
         let margin = |a: usize, b: usize| {
             let noise = 1.0 / sizes[a].max(1) as f32 + 1.0 / sizes[b].max(1) as f32;
             let c = &clusters.centroids;
@@ -553,8 +557,7 @@ fn merge_alike(points: &[Embedding], clusters: &mut Clusters, min: usize, thresh
 fn dissolve_small(points: &[Embedding], clusters: &mut Clusters, min: usize, min_points: usize) {
     loop {
         let k = clusters.centroids.len();
-        let mut sizes = vec![0usize; k];
-        clusters.labels.iter().for_each(|&l| sizes[l] += 1);
+        let sizes = cluster_sizes(&clusters.labels, k);
         let Some(smallest) = (0..k).min_by_key(|&c| sizes[c]) else {
             return;
         };
