@@ -36,6 +36,9 @@ fn main() -> ExitCode {
             Command::Serve(args) => serve::run(cli.models, &cli.decode, *args).await,
         }
     });
+    // A transcription that a shutdown gave up on (its job is back in the queue) runs on a
+    // blocking thread that cannot be interrupted: it must not hold up the exit.
+    runtime.shutdown_timeout(ecg_app::EXIT_WAIT);
     match outcome {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {

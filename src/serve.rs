@@ -48,6 +48,7 @@ pub async fn run(models: ModelArgs, decode: &DecodeArgs, args: ServeArgs) -> any
         config: RunnerConfig {
             concurrency: args.worker.concurrency(),
             shutdown_grace: args.worker.shutdown_grace(),
+            store_retry: args.worker.store_retry(),
             poll_wait: Duration::from_secs(5),
             backend_url: args.callbacks.backend_url.clone(),
             ..RunnerConfig::default()

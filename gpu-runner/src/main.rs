@@ -43,11 +43,15 @@ fn main() -> anyhow::Result<()> {
     ecg_core::telemetry::init("info");
     ecg_app::limit_malloc_arenas();
     let cli = Cli::parse();
-    tokio::runtime::Builder::new_multi_thread()
+    let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
-        .context("cannot start the async runtime")?
-        .block_on(run(cli))
+        .context("cannot start the async runtime")?;
+    let outcome = runtime.block_on(run(cli));
+    // A transcription that a shutdown gave up on (its job is back in the queue) runs on a
+    // blocking thread that cannot be interrupted: it must not hold up the exit.
+    runtime.shutdown_timeout(ecg_app::EXIT_WAIT);
+    outcome
 }
 
 async fn run(cli: Cli) -> anyhow::Result<()> {
@@ -77,6 +81,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             heartbeat_every: lease / 3,
             backend_url: cli.callbacks.backend_url.clone(),
             shutdown_grace: cli.worker.shutdown_grace(),
+            store_retry: cli.worker.store_retry(),
             ..RunnerConfig::default()
         },
     });

@@ -471,3 +471,141 @@ async fn a_stop_signal_lets_the_job_in_flight_finish_while_health_says_draining(
         .count();
     assert_eq!(completions, 1);
 }
+
+/// Holds the job store's write lock from another connection, as a backup or a full disk would
+/// keep the server's writes from landing, until the returned sender is dropped or sent to.
+fn block_store_writes(data_dir: &std::path::Path) -> std::sync::mpsc::Sender<()> {
+    let (release, released) = std::sync::mpsc::channel::<()>();
+    let (locked, is_locked) = std::sync::mpsc::channel();
+    let db = data_dir.join("jobs.sqlite3");
+    std::thread::spawn(move || {
+        let conn = rusqlite::Connection::open(db).unwrap();
+        conn.execute_batch("BEGIN EXCLUSIVE").unwrap();
+        locked.send(()).unwrap();
+        let _ = released.recv();
+        conn.execute_batch("ROLLBACK").unwrap();
+    });
+    is_locked.recv().unwrap();
+    release
+}
+
+/// Submits a job of a few sentences, waits until it runs, blocks the store's writes for
+/// `blocked`, and returns the job's final record, its result and how many completions the
+/// backend got.
+async fn run_with_the_store_blocked(
+    env: &[(&str, &str)],
+    blocked: Duration,
+) -> (Value, Value, usize) {
+    let media = tempfile::tempdir().unwrap();
+    let sentence = "The committee met on Tuesday to review the budget for the coming year. ";
+    speech_wav(&media.path().join("talk.wav"), &sentence.repeat(2));
+    let media_base = media_server(media.path().to_path_buf()).await;
+    let receiver = Receiver::start(0).await;
+    let data = tempfile::tempdir().unwrap();
+    let server = Server::start_with(data.path(), env);
+    let client = reqwest::Client::new();
+
+    let job_id = new_job_id();
+    let body = json!({"job_id": job_id, "video_url": format!("{media_base}/talk.wav"),
+                      "fastapi_base_url": receiver.base_url(), "emotion_detection": false});
+    assert_eq!(submit(&client, &server, &body).await.0, 200);
+    let status_url = format!("{}/jobs/{job_id}", server.base);
+    let started = std::time::Instant::now();
+    while get_json(&client, &status_url).await["status"] != "processing" {
+        assert!(started.elapsed() < JOB_LIMIT, "the job never started");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let release = block_store_writes(data.path());
+    let blocked_at = std::time::Instant::now();
+    while blocked_at.elapsed() < blocked {
+        // Reads still work: the job is neither lost nor ended while nothing can be stored.
+        let job = get_json(&client, &status_url).await;
+        assert!(
+            job["status"] == "processing" || job["status"] == "queued",
+            "{job}"
+        );
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    drop(release);
+    let job = wait_for_end(&client, &server.base, &job_id, JOB_LIMIT).await;
+    let result = get_json(&client, &format!("{status_url}/result")).await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let completions = receiver
+        .accepted()
+        .iter()
+        .filter(|c| c["status"] == "completed")
+        .count();
+    (job, result, completions)
+}
+
+#[tokio::test]
+async fn a_store_that_cannot_be_written_for_a_while_loses_no_result() {
+    // The worker keeps retrying the write of the outcome until the store takes it.
+    let (job, result, completions) =
+        run_with_the_store_blocked(&[("ECG_STORE_RETRY_SECS", "60")], Duration::from_secs(12))
+            .await;
+    assert_eq!(job["status"], "completed", "{job}");
+    assert!(
+        !result["result"]["segments"].as_array().unwrap().is_empty(),
+        "{result}"
+    );
+    assert_eq!(completions, 1);
+}
+
+#[tokio::test]
+async fn a_store_that_stays_unwritable_gets_the_job_queued_again_not_stranded() {
+    // Past its retries the worker hands the job back to the queue, which offers it again
+    // until the store takes writes; then it runs to the end, and the backend hears once.
+    let (job, result, completions) =
+        run_with_the_store_blocked(&[("ECG_STORE_RETRY_SECS", "2")], Duration::from_secs(15)).await;
+    assert_eq!(job["status"], "completed", "{job}");
+    assert!(
+        !result["result"]["segments"].as_array().unwrap().is_empty(),
+        "{result}"
+    );
+    assert_eq!(completions, 1);
+}
+
+#[tokio::test]
+async fn a_job_cut_off_by_the_grace_period_runs_again_after_the_restart() {
+    let media = tempfile::tempdir().unwrap();
+    let sentence = "The committee met on Tuesday to review the budget for the coming year. ";
+    // Long enough that its transcription outlasts the grace period several times over.
+    speech_wav(&media.path().join("long.wav"), &sentence.repeat(24));
+    let media_base = media_server(media.path().to_path_buf()).await;
+    let receiver = Receiver::start(0).await;
+    let data = tempfile::tempdir().unwrap();
+    let mut server = Server::start_with(data.path(), &[("ECG_SHUTDOWN_GRACE_SECS", "1")]);
+    let client = reqwest::Client::new();
+
+    let job_id = new_job_id();
+    let body = json!({"job_id": job_id, "video_url": format!("{media_base}/long.wav"),
+                      "fastapi_base_url": receiver.base_url(), "emotion_detection": false});
+    assert_eq!(submit(&client, &server, &body).await.0, 200);
+    let status_url = format!("{}/jobs/{job_id}", server.base);
+    let started = std::time::Instant::now();
+    while get_json(&client, &status_url).await["progress"].as_u64() < Some(60) {
+        assert!(started.elapsed() < JOB_LIMIT, "transcription never started");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let stop = std::process::Command::new("kill")
+        .args(["-TERM", &server.pid().to_string()])
+        .status()
+        .unwrap();
+    assert!(stop.success());
+    // The transcription in flight cannot be interrupted, but it does not hold up the exit.
+    assert!(
+        server.exits_within(Duration::from_secs(10)).await,
+        "the shutdown is not bounded"
+    );
+    let server = Server::start(data.path());
+    let job = wait_for_end(&client, &server.base, &job_id, JOB_LIMIT).await;
+    assert_eq!(job["status"], "completed", "{job}");
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let completions = receiver
+        .accepted()
+        .iter()
+        .filter(|c| c["status"] == "completed")
+        .count();
+    assert_eq!(completions, 1);
+}

@@ -9,5 +9,5 @@ mod stages;
 
 pub use memory::limit_malloc_arenas;
 pub use settings::{CallbackArgs, DecodeArgs, DownloadArgs, ModelArgs, WorkerArgs};
-pub use shutdown::cancel_on_signal;
+pub use shutdown::{EXIT_WAIT, cancel_on_signal};
 pub use stages::{health_checks, pipeline};

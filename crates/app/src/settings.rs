@@ -180,6 +180,10 @@ pub struct WorkerArgs {
     /// Seconds in-flight jobs may still run after SIGTERM before their messages are released.
     #[arg(long, env = "ECG_SHUTDOWN_GRACE_SECS", default_value_t = 90)]
     pub shutdown_grace_secs: u64,
+    /// Seconds a job keeps retrying a failing job store (a full disk, a throttled table) before
+    /// it is handed back to the queue, which offers it again after as long.
+    #[arg(long, env = "ECG_STORE_RETRY_SECS", default_value_t = 60)]
+    pub store_retry_secs: u64,
 }
 
 impl WorkerArgs {
@@ -189,5 +193,9 @@ impl WorkerArgs {
 
     pub fn shutdown_grace(&self) -> Duration {
         Duration::from_secs(self.shutdown_grace_secs)
+    }
+
+    pub fn store_retry(&self) -> Duration {
+        Duration::from_secs(self.store_retry_secs)
     }
 }

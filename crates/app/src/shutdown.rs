@@ -1,6 +1,12 @@
 //! Stopping on SIGTERM (how systemd, EC2 and container runtimes stop a service) or Ctrl-C.
 
+use std::time::Duration;
+
 use tokio_util::sync::CancellationToken;
+
+/// How long the process waits at exit for work still running on the async runtime's threads
+/// once the worker has returned: its jobs are finished or released by then.
+pub const EXIT_WAIT: Duration = Duration::from_secs(1);
 
 /// Cancels `shutdown` when a stop signal arrives; returns when it is cancelled either way.
 pub async fn cancel_on_signal(shutdown: CancellationToken) {

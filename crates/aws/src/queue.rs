@@ -155,8 +155,8 @@ impl JobQueue for SqsQueue {
         self.delete(&lease.receipt).await
     }
 
-    async fn release(&self, lease: &Lease) -> Result<(), BackendError> {
-        self.set_visibility(lease, Duration::ZERO).await
+    async fn release(&self, lease: &Lease, after: Duration) -> Result<(), BackendError> {
+        self.set_visibility(lease, after).await
     }
 
     async fn ping(&self) -> Result<(), BackendError> {

@@ -190,6 +190,11 @@ impl JobStore for DynamoJobStore {
             .await
     }
 
+    async fn requeue(&self, id: JobId, attempt: u32) -> Result<bool, BackendError> {
+        let changed = self.modify(id, |r| r.requeue(attempt)).await?;
+        Ok(changed.is_some())
+    }
+
     async fn record_progress(
         &self,
         id: JobId,

@@ -74,14 +74,15 @@ impl JobStatus {
     }
 
     /// Whether the state machine allows `self → next`. A queued job may fail without starting
-    /// (e.g. its message went to the dead-letter queue).
+    /// (e.g. its message went to the dead-letter queue); a processing one goes back to queued
+    /// when its worker hands it back unfinished.
     pub fn can_become(self, next: JobStatus) -> bool {
         matches!(
             (self, next),
             (JobStatus::Queued, JobStatus::Processing | JobStatus::Failed)
                 | (
                     JobStatus::Processing,
-                    JobStatus::Completed | JobStatus::Failed
+                    JobStatus::Queued | JobStatus::Completed | JobStatus::Failed
                 )
         )
     }
@@ -208,6 +209,18 @@ impl JobRecord {
         // attempt reports only the steps beyond it.
         self.started_at = Some(now);
         true
+    }
+
+    /// processing under `attempt` → queued: the attempt handed the job back to the queue (a
+    /// shutdown, a store that kept failing), so a restart runs it again rather than failing it.
+    /// The progress stays: the backend has seen it.
+    pub fn requeue(&mut self, attempt: u32) -> bool {
+        let owns = self.status == JobStatus::Processing && self.attempt == attempt;
+        if owns && self.status.can_become(JobStatus::Queued) {
+            self.status = JobStatus::Queued;
+            return true;
+        }
+        false
     }
 
     /// Raises the progress of a job processing under `attempt`; it never goes back.
@@ -347,8 +360,39 @@ mod tests {
                 assert!(!terminal.can_become(next));
             }
         }
-        assert!(!Processing.can_become(Queued));
+        assert!(Processing.can_become(Queued));
         assert!(!Queued.can_become(Completed));
+    }
+
+    #[test]
+    fn a_job_handed_back_keeps_its_progress_and_runs_again() {
+        let spec = crate::request::JobSpec::parse_process_video(
+            &serde_json::json!({"job_id": JobId::new().to_string(), "video_url": "https://example.com/v.mp4"}),
+            &crate::request::UrlPolicy::default(),
+        )
+        .unwrap();
+        let mut record = JobRecord::new(spec, Timestamp::now());
+        assert!(record.start(1, Timestamp::now()));
+        assert!(record.raise_progress(1, 40));
+        assert!(!record.requeue(2), "only the owning attempt hands it back");
+        assert!(record.requeue(1));
+        assert_eq!((record.status, record.progress), (JobStatus::Queued, 40));
+        assert!(
+            !record.raise_progress(1, 60),
+            "the old attempt no longer owns it"
+        );
+        assert!(record.start(2, Timestamp::now()));
+        assert!(record.raise_progress(2, 60));
+        let mut done = record.clone();
+        assert!(done.finish(
+            2,
+            Outcome::Failed {
+                code: ErrorCode::ProcessingError,
+                message: String::new()
+            },
+            Timestamp::now()
+        ));
+        assert!(!done.requeue(2), "an ended job stays ended");
     }
 
     #[test]

@@ -48,6 +48,10 @@ pub trait JobStore: Send + Sync {
     /// or it has ended.
     async fn start(&self, id: JobId, attempt: u32) -> Result<Option<JobRecord>, BackendError>;
 
+    /// processing under `attempt` → queued, for a job handed back to the queue; false when the
+    /// attempt no longer owns it.
+    async fn requeue(&self, id: JobId, attempt: u32) -> Result<bool, BackendError>;
+
     /// Raises the job's progress if it is processing under `attempt` and `percent` is higher
     /// than before. Returns whether it was raised.
     async fn record_progress(
@@ -116,8 +120,9 @@ pub trait JobQueue: Send + Sync {
     /// Removes the message: the job's terminal state is stored.
     async fn ack(&self, lease: &Lease) -> Result<(), BackendError>;
 
-    /// Hands the message back at once, for another worker (e.g. on shutdown).
-    async fn release(&self, lease: &Lease) -> Result<(), BackendError>;
+    /// Hands the message back, to be offered again after `after` (at once when zero): to
+    /// another worker on shutdown, or later when the job store is failing.
+    async fn release(&self, lease: &Lease, after: Duration) -> Result<(), BackendError>;
 
     async fn ping(&self) -> Result<(), BackendError>;
 }

@@ -1,5 +1,5 @@
 //! An in-process job queue with the same lease semantics as SQS, minus the network: a leased
-//! message is invisible until acknowledged or released.
+//! message is invisible until acknowledged or released, and a released one until its delay ends.
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::Mutex;
@@ -9,6 +9,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use ecg_core::ports::{BackendError, JobMessage, JobQueue, Lease};
 use tokio::sync::Notify;
+use tokio::time::Instant;
 
 /// FIFO of job messages shared by the API and the worker of one process.
 #[derive(Default)]
@@ -25,6 +26,20 @@ struct QueueState {
     ready: VecDeque<(JobMessage, u32)>,
     /// Leased messages by receipt.
     leased: HashMap<String, (JobMessage, u32)>,
+    /// Released messages waiting out their delay, with the time they are offered again.
+    delayed: Vec<(Instant, (JobMessage, u32))>,
+}
+
+impl QueueState {
+    /// Moves the delayed messages whose time has come to the back of the ready ones, and says
+    /// when the next one will.
+    fn promote_due(&mut self, now: Instant) -> Option<Instant> {
+        let (due, waiting): (Vec<_>, Vec<_>) =
+            self.delayed.drain(..).partition(|(at, _)| *at <= now);
+        self.delayed = waiting;
+        self.ready.extend(due.into_iter().map(|(_, entry)| entry));
+        self.delayed.iter().map(|(at, _)| *at).min()
+    }
 }
 
 impl InProcessQueue {
@@ -38,10 +53,12 @@ impl InProcessQueue {
             .map_err(|_| BackendError::new("queue lock poisoned"))
     }
 
-    fn try_lease(&self) -> Result<Option<Lease>, BackendError> {
+    /// A lease on the first ready message, or when the next delayed one becomes ready.
+    fn try_lease(&self) -> Result<Result<Lease, Option<Instant>>, BackendError> {
         let mut state = self.state()?;
+        let next_due = state.promote_due(Instant::now());
         let Some((message, delivered)) = state.ready.pop_front() else {
-            return Ok(None);
+            return Ok(Err(next_due));
         };
         let receipt = self
             .next_receipt
@@ -51,7 +68,7 @@ impl InProcessQueue {
         state
             .leased
             .insert(receipt.clone(), (message.clone(), deliveries));
-        Ok(Some(Lease {
+        Ok(Ok(Lease {
             message,
             receipt,
             deliveries,
@@ -72,11 +89,13 @@ impl JobQueue for InProcessQueue {
         loop {
             // Register interest before looking, so an enqueue in between is not missed.
             let arrived = self.arrived.notified();
-            if let Some(lease) = self.try_lease()? {
-                return Ok(Some(lease));
-            }
-            if tokio::time::timeout_at(deadline, arrived).await.is_err() {
-                return self.try_lease();
+            let next_due = match self.try_lease()? {
+                Ok(lease) => return Ok(Some(lease)),
+                Err(next_due) => next_due,
+            };
+            let wake = next_due.map_or(deadline, |due| due.min(deadline));
+            if tokio::time::timeout_at(wake, arrived).await.is_err() && wake == deadline {
+                return Ok(self.try_lease()?.ok());
             }
         }
     }
@@ -91,11 +110,16 @@ impl JobQueue for InProcessQueue {
         Ok(())
     }
 
-    async fn release(&self, lease: &Lease) -> Result<(), BackendError> {
+    async fn release(&self, lease: &Lease, after: Duration) -> Result<(), BackendError> {
         let mut state = self.state()?;
         if let Some(entry) = state.leased.remove(&lease.receipt) {
-            state.ready.push_front(entry);
+            if after.is_zero() {
+                state.ready.push_front(entry);
+            } else {
+                state.delayed.push((Instant::now() + after, entry));
+            }
             drop(state);
+            // A waiting `lease` looks again, and learns of the new delay.
             self.arrived.notify_one();
         }
         Ok(())
@@ -126,7 +150,7 @@ mod tests {
         queue.enqueue(&b).await.unwrap();
         let first = queue.lease(Duration::ZERO).await.unwrap().unwrap();
         assert_eq!((first.message.clone(), first.deliveries), (a.clone(), 1));
-        queue.release(&first).await.unwrap();
+        queue.release(&first, Duration::ZERO).await.unwrap();
         let again = queue.lease(Duration::ZERO).await.unwrap().unwrap();
         assert_eq!((again.message.clone(), again.deliveries), (a, 2));
         queue.ack(&again).await.unwrap();
@@ -156,5 +180,25 @@ mod tests {
         };
         queue.enqueue(&message).await.unwrap();
         assert_eq!(waiter.await.unwrap().unwrap().unwrap().message, message);
+    }
+
+    #[tokio::test]
+    async fn a_message_released_with_a_delay_comes_back_after_it() {
+        let queue = InProcessQueue::new();
+        let message = JobMessage {
+            job_id: JobId::new(),
+        };
+        queue.enqueue(&message).await.unwrap();
+        let first = queue.lease(Duration::ZERO).await.unwrap().unwrap();
+        queue
+            .release(&first, Duration::from_millis(300))
+            .await
+            .unwrap();
+        assert!(queue.lease(Duration::ZERO).await.unwrap().is_none());
+        // A lease waiting longer than the delay gets the message when it is due.
+        let started = Instant::now();
+        let again = queue.lease(Duration::from_secs(5)).await.unwrap().unwrap();
+        assert!(started.elapsed() >= Duration::from_millis(250));
+        assert_eq!((again.message, again.deliveries), (message, 2));
     }
 }

@@ -139,6 +139,11 @@ impl JobStore for SqliteJobStore {
             .await
     }
 
+    async fn requeue(&self, id: JobId, attempt: u32) -> Result<bool, BackendError> {
+        let changed = self.modify(id, move |r| r.requeue(attempt)).await?;
+        Ok(changed.is_some())
+    }
+
     async fn record_progress(
         &self,
         id: JobId,

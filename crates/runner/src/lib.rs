@@ -15,7 +15,7 @@ use ecg_core::contract::{Callback, CallbackStatus};
 use ecg_core::error::ErrorCode;
 use ecg_core::job::{Delivery, JobId, JobRecord, JobStatus, Outcome};
 use ecg_core::pipeline::{Pipeline, ProgressSink};
-use ecg_core::ports::{JobQueue, JobStore, Lease, Notifier};
+use ecg_core::ports::{BackendError, JobQueue, JobStore, Lease, Notifier};
 use ecg_core::progress::Step;
 use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
@@ -43,6 +43,9 @@ pub struct RunnerConfig {
     /// At a job's end, how long a progress callback still being sent may take before the
     /// terminal one goes (one callback attempt's timeout, by default).
     pub progress_drain: Duration,
+    /// How long a job retries a failing job store before its message is handed back to the
+    /// queue, to be offered again after as long.
+    pub store_retry: Duration,
 }
 
 impl Default for RunnerConfig {
@@ -55,6 +58,7 @@ impl Default for RunnerConfig {
             backend_url: None,
             shutdown_grace: Duration::from_secs(30),
             progress_drain: Duration::from_secs(10),
+            store_retry: Duration::from_secs(60),
         }
     }
 }
@@ -69,11 +73,12 @@ pub struct Runner {
 }
 
 impl Runner {
-    /// Puts an embedded deployment back in order after a restart: queued jobs are queued again,
-    /// jobs a dead process was running are failed (never left "processing"), and terminal
+    /// Puts an embedded deployment back in order after a restart: queued jobs (released ones
+    /// included) are queued again, jobs a dead process was running are failed (never left
+    /// "processing"), and terminal
     /// callbacks that were never sent are sent. A callback caught mid-send is not repeated:
     /// it is recorded as failed, because the backend may already have it.
-    pub async fn recover(&self) -> Result<(), ecg_core::ports::BackendError> {
+    pub async fn recover(&self) -> Result<(), BackendError> {
         for record in self.store.unsettled().await? {
             let id = record.spec.job_id;
             match record.status {
@@ -163,9 +168,7 @@ impl Runner {
             let leftovers: Vec<Lease> = in_flight.lock().map(|l| l.clone()).unwrap_or_default();
             for lease in leftovers {
                 warn!(job_id = %lease.message.job_id, "grace period over; releasing the job for another worker");
-                if let Err(e) = self.queue.release(&lease).await {
-                    error!(error = %e, "cannot release a message");
-                }
+                self.hand_back(&lease, Duration::ZERO).await;
             }
         }
     }
@@ -185,14 +188,53 @@ impl Runner {
                         error!(error = %e, "cannot acknowledge the message; it will come back and be skipped");
                     }
                 }
-                Err(e) => error!(error = %e, "job store unavailable; leaving the message for redelivery"),
+                Err(e) => {
+                    error!(error = %e, retry_in = ?self.config.store_retry, "job store unavailable; handing the job back to the queue");
+                    self.hand_back(lease, self.config.store_retry).await;
+                }
             }
         }
         .instrument(span)
         .await;
     }
 
-    async fn run_job(&self, id: JobId, attempt: u32) -> Result<(), ecg_core::ports::BackendError> {
+    /// Gives a job this worker will not finish back to the queue, offered again after `after`,
+    /// and marks it queued so that a restart runs it again rather than failing it. (When the
+    /// store cannot record that, the next delivery takes the job over all the same.)
+    async fn hand_back(&self, lease: &Lease, after: Duration) {
+        let id = lease.message.job_id;
+        if let Err(e) = self.store.requeue(id, lease.deliveries).await {
+            warn!(job_id = %id, error = %e, "cannot mark the job queued again");
+        }
+        if let Err(e) = self.queue.release(lease, after).await {
+            error!(job_id = %id, error = %e, "cannot release the message; it comes back when its lease runs out");
+        }
+    }
+
+    /// Runs a job store write until it succeeds or `store_retry` has passed, pausing twice as
+    /// long after each failure (a quarter second to eight seconds): a full disk or a throttled
+    /// table must not throw away what the job computed.
+    async fn persist<T, F, Fut>(&self, what: &str, mut write: F) -> Result<T, BackendError>
+    where
+        F: FnMut() -> Fut,
+        Fut: std::future::Future<Output = Result<T, BackendError>>,
+    {
+        let deadline = tokio::time::Instant::now() + self.config.store_retry;
+        let mut pause = Duration::from_millis(250);
+        loop {
+            match write().await {
+                Ok(done) => return Ok(done),
+                Err(e) if tokio::time::Instant::now() + pause < deadline => {
+                    warn!(error = %e, retry_in = ?pause, "cannot {what}; retrying");
+                    tokio::time::sleep(pause).await;
+                    pause = (pause * 2).min(Duration::from_secs(8));
+                }
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
+    async fn run_job(&self, id: JobId, attempt: u32) -> Result<(), BackendError> {
         let Some(record) = self.store.get(id).await? else {
             warn!("message for an unknown job; dropping it");
             return Ok(());
@@ -234,7 +276,12 @@ impl Runner {
                 }
             }
         };
-        match self.store.finish(id, attempt, outcome).await? {
+        let finished = self
+            .persist("store the outcome", || {
+                self.store.finish(id, attempt, outcome.clone())
+            })
+            .await?;
+        match finished {
             Some(done) => {
                 info!(status = done.status.as_str(), processing_time = ?done.processing_time(jiff::Timestamp::now()), "job ended");
                 self.deliver_terminal(&done).await;
@@ -261,8 +308,10 @@ impl Runner {
             return;
         };
         match self
-            .store
-            .set_delivery(id, Delivery::Pending, Delivery::Sending)
+            .persist("claim the terminal callback", || {
+                self.store
+                    .set_delivery(id, Delivery::Pending, Delivery::Sending)
+            })
             .await
         {
             Ok(true) => {}
@@ -274,13 +323,19 @@ impl Runner {
         }
         let settled = match self.notifier.send(&target, &callback).await {
             Ok(()) => {
-                self.store
-                    .set_delivery(id, Delivery::Sending, Delivery::Delivered)
-                    .await
+                self.persist("record the callback's delivery", || {
+                    self.store
+                        .set_delivery(id, Delivery::Sending, Delivery::Delivered)
+                })
+                .await
             }
             Err(e) => {
                 error!(job_id = %id, error = %e, "terminal callback not delivered");
-                self.store.fail_delivery(id, e.to_string()).await
+                let reason = e.to_string();
+                self.persist("record the callback's failure", || {
+                    self.store.fail_delivery(id, reason.clone())
+                })
+                .await
             }
         };
         if let Err(e) = settled {

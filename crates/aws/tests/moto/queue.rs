@@ -29,7 +29,13 @@ async fn a_lease_hides_the_message_until_released_and_ack_removes_it() {
         "leased: hidden from other workers"
     );
 
-    queue.release(&first).await.unwrap();
+    // Handed back with a delay (a failing job store): hidden until the delay ends.
+    queue.release(&first, Duration::from_secs(2)).await.unwrap();
+    assert!(
+        queue.lease(Duration::ZERO).await.unwrap().is_none(),
+        "released with a delay: not offered yet"
+    );
+    tokio::time::sleep(Duration::from_millis(2200)).await;
     let second = queue.lease(WAIT).await.unwrap().unwrap();
     assert_eq!(
         (&second.message, second.deliveries),
@@ -37,7 +43,7 @@ async fn a_lease_hides_the_message_until_released_and_ack_removes_it() {
         "the receive count goes up"
     );
     queue.ack(&second).await.unwrap();
-    queue.release(&second).await.unwrap_err();
+    queue.release(&second, Duration::ZERO).await.unwrap_err();
     assert!(
         queue.lease(WAIT).await.unwrap().is_none(),
         "acknowledged: gone"
@@ -90,7 +96,7 @@ async fn a_job_whose_message_reached_the_dead_letter_queue_fails_once() {
         let lease = queue.lease(WAIT).await.unwrap().unwrap();
         assert_eq!(lease.deliveries, delivery);
         store.start(id, delivery).await.unwrap().unwrap();
-        queue.release(&lease).await.unwrap();
+        queue.release(&lease, Duration::ZERO).await.unwrap();
     }
     assert!(
         queue.lease(WAIT).await.unwrap().is_none(),
