@@ -91,18 +91,33 @@ fn audible_speakers(m: &Meeting) -> usize {
     m.talk.iter().filter(|&&t| t >= 2.0).count()
 }
 
-#[test]
-fn ami_meeting_excerpts() {
+/// What the diarization gets right on the AMI training excerpts, each passed through `channel`.
+struct MeetingScores {
+    /// Excerpts whose speaker count is right, of those with a speaker of 2 s or more.
+    right: usize,
+    countable: usize,
+    /// Excerpts with more than one speaker too many.
+    over_counted: usize,
+    /// Over all annotated speech.
+    confusion: f64,
+    false_alarm: f64,
+    /// Seconds spoken by one person alone, and of them missed.
+    solo: f64,
+    solo_missed: f64,
+}
+
+fn score_meetings(label: &str, channel: fn(&Audio) -> Audio) -> MeetingScores {
     let mut rows = Vec::new();
     let (mut solo_total, mut solo_missed_total) = (0.0, 0.0);
     for m in meetings() {
-        let turns = diarize(&m.audio, AUTO);
+        let audio = channel(&m.audio);
+        let turns = diarize(&audio, AUTO);
         let parts = der_parts(&m.reference, &turns, 0.25);
         let speech: f64 = m.talk.iter().sum();
-        let (solo, solo_missed) = solo_speech_missed(&m.reference, &turns, m.audio.duration_s());
+        let (solo, solo_missed) = solo_speech_missed(&m.reference, &turns, audio.duration_s());
         println!(
-            "{}: {} annotated speakers ({} with ≥ 2 s), {} found, {:.1} s annotated speech, \
-             DER {:.1} % = missed {:.1} % + false alarm {:.1} % + confusion {:.1} %; \
+            "{label} {}: {} annotated speakers ({} with ≥ 2 s), {} found, {:.1} s annotated \
+             speech, DER {:.1} % = missed {:.1} % + false alarm {:.1} % + confusion {:.1} %; \
              {solo_missed:.1} s of {solo:.1} s one person spoke alone missed",
             m.name,
             m.talk.len(),
@@ -121,39 +136,115 @@ fn ami_meeting_excerpts() {
     let speech: f64 = rows.iter().map(|r| r.2).sum();
     let weighted =
         |part: fn(&ErrorParts) -> f64| rows.iter().map(|r| part(&r.3) * r.2).sum::<f64>() / speech;
-    let right = rows.iter().filter(|r| r.0 > 0 && r.0 == r.1).count();
-    let countable = rows.iter().filter(|r| r.0 > 0).count();
+    let scores = MeetingScores {
+        right: rows.iter().filter(|r| r.0 > 0 && r.0 == r.1).count(),
+        countable: rows.iter().filter(|r| r.0 > 0).count(),
+        over_counted: rows.iter().filter(|r| r.1 > r.0.max(1) + 1).count(),
+        confusion: weighted(|p| p.confusion),
+        false_alarm: weighted(|p| p.false_alarm),
+        solo: solo_total,
+        solo_missed: solo_missed_total,
+    };
     println!(
-        "AMI training split: speaker count right on {right} of {countable}; over all speech \
-         missed {:.1} %, false alarm {:.1} %, confusion {:.1} %; {solo_missed_total:.1} s of \
-         {solo_total:.1} s spoken by one person alone missed",
+        "{label} AMI training split: speaker count right on {} of {}; over all speech missed \
+         {:.1} %, false alarm {:.1} %, confusion {:.1} %; {:.1} s of {:.1} s spoken by one person \
+         alone missed",
+        scores.right,
+        scores.countable,
         weighted(|p| p.missed) * 100.0,
-        weighted(|p| p.false_alarm) * 100.0,
-        weighted(|p| p.confusion) * 100.0
+        scores.false_alarm * 100.0,
+        scores.confusion * 100.0,
+        scores.solo_missed,
+        scores.solo
     );
-    // No more speakers than the excerpt has.
-    for (i, r) in rows.iter().enumerate() {
-        assert!(
-            r.1 <= r.0.max(1) + 1,
-            "excerpt {i}: {} found for {}",
-            r.1,
-            r.0
-        );
-    }
+    scores
+}
+
+#[test]
+fn ami_meeting_excerpts() {
+    let scores = score_meetings("wideband", Audio::clone);
+    assert_eq!(scores.over_counted, 0, "more speakers than the excerpt has");
     // Five of eight are right and confusion is 3.1 %: one wrong count more, or twice the
     // confusion, is a regression (the issue's floor: most counts right, confusion ≤ 10 %).
     assert!(
-        right * 2 >= countable,
-        "speaker count right on only {right} of {countable}"
+        scores.right * 2 >= scores.countable,
+        "speaker count right on only {} of {}",
+        scores.right,
+        scores.countable
     );
-    assert!(weighted(|p| p.confusion) <= 0.06, "speaker confusion");
+    assert!(scores.confusion <= 0.06, "speaker confusion");
     // Quiet and distant speech must reach the transcript: what one person says alone is found
     // but for words the voice activity detector cannot tell from noise (12.2 % on this split).
     assert!(
-        solo_missed_total <= 0.14 * solo_total,
-        "missed {solo_missed_total} s of {solo_total} s of speech without overlap"
+        scores.solo_missed <= 0.14 * scores.solo,
+        "missed {} s of {} s of speech without overlap",
+        scores.solo_missed,
+        scores.solo
     );
-    assert!(weighted(|p| p.false_alarm) <= 0.05, "false alarm");
+    assert!(scores.false_alarm <= 0.05, "false alarm");
+}
+
+/// The same meetings as a telephone line carries them (300–3400 Hz), as when a room dials in.
+/// What a phone line costs, measured: 2 of 8 counts right (5 wideband), confusion 3.8 %, and
+/// 18.7 % of what one person says alone missed (12.2 % wideband). The speaker encoder was
+/// trained on wideband speech: without the band above 4 kHz, different people's windows score
+/// closer (by 0.03–0.07 on these excerpts) while one person's do not. Silero VAD leans on the
+/// band below 300 Hz: cut, quiet far speech scores lower (its own 8 kHz mode misses more).
+#[test]
+fn ami_meeting_excerpts_over_a_telephone_line() {
+    let scores = score_meetings("telephone band", telephone_band);
+    assert_eq!(scores.over_counted, 0, "more speakers than the excerpt has");
+    assert!(
+        scores.right >= 2,
+        "speaker count right on only {} of {}",
+        scores.right,
+        scores.countable
+    );
+    assert!(scores.confusion <= 0.10, "speaker confusion");
+    assert!(
+        scores.solo_missed <= 0.21 * scores.solo,
+        "missed {} s of {} s of speech without overlap",
+        scores.solo_missed,
+        scores.solo
+    );
+}
+
+/// `audio` through a telephone channel's band (300–3400 Hz): a windowed-sinc band-pass, as
+/// 8 kHz audio upsampled to 16 kHz sounds.
+fn telephone_band(audio: &Audio) -> Audio {
+    const TAPS: usize = 255;
+    let rate = f64::from(SAMPLE_RATE_HZ);
+    let lowpass = |cutoff_hz: f64, i: usize| {
+        let x = i as f64 - (TAPS / 2) as f64;
+        let f = cutoff_hz / rate;
+        if x == 0.0 {
+            2.0 * f
+        } else {
+            (2.0 * std::f64::consts::PI * f * x).sin() / (std::f64::consts::PI * x)
+        }
+    };
+    let taps: Vec<f32> = (0..TAPS)
+        .map(|i| {
+            let hamming =
+                0.54 - 0.46 * (2.0 * std::f64::consts::PI * i as f64 / (TAPS - 1) as f64).cos();
+            ((lowpass(3400.0, i) - lowpass(300.0, i)) * hamming) as f32
+        })
+        .collect();
+    let x = &audio.samples;
+    let samples = (0..x.len())
+        .map(|n| {
+            taps.iter()
+                .enumerate()
+                .filter_map(|(k, t)| {
+                    (n + TAPS / 2)
+                        .checked_sub(k)
+                        .and_then(|i| x.get(i))
+                        .map(|s| t * s)
+                })
+                .sum()
+        })
+        .collect();
+    Audio::new(samples)
 }
 
 /// One real reader's telephone prompts: each trimmed to where it is audible, longer than a second,
