@@ -8,17 +8,19 @@ mod serve;
 use std::process::ExitCode;
 
 use clap::Parser;
+use ecg_core::telemetry::LogReader;
 
 use crate::config::{Cli, Command};
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    // `analyze` keeps stderr for its progress bar: only warnings are logged unless RUST_LOG says otherwise.
-    let default_level = match cli.command {
-        Command::Analyze(_) => "warn",
-        Command::Serve(_) => "info",
+    // `analyze` keeps stderr for its progress bar and a person reads it: only warnings, as plain
+    // lines, unless RUST_LOG says otherwise. `serve` logs JSON lines for a log pipeline.
+    let (default_level, reader) = match cli.command {
+        Command::Analyze(_) => ("warn", LogReader::Person),
+        Command::Serve(_) => ("info", LogReader::Machine),
     };
-    ecg_core::telemetry::init(default_level);
+    ecg_core::telemetry::init(default_level, reader);
     ecg_app::limit_malloc_arenas();
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()

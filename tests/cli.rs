@@ -137,3 +137,46 @@ fn an_unwritable_output_is_refused_before_the_analysis() {
         "{stderr}"
     );
 }
+
+/// `ecg analyze` on `input`, expected to fail: its stderr.
+fn analyze_error(input: &Path) -> String {
+    let output = Command::new(env!("CARGO_BIN_EXE_ecg"))
+        .arg("analyze")
+        .arg(input)
+        .env("ECG_MODEL_DIR", model_dir())
+        .env_remove("RUST_LOG")
+        .output()
+        .unwrap();
+    assert!(!output.status.success(), "{} was analysed", input.display());
+    String::from_utf8(output.stderr).unwrap()
+}
+
+#[test]
+fn bad_input_gets_one_plain_error_line_with_its_code() {
+    let dir = tempfile::tempdir().unwrap();
+    let missing = dir.path().join("missing.wav");
+    let stderr = analyze_error(&missing);
+    assert_eq!(
+        stderr.trim(),
+        format!(
+            "error: [DOWNLOAD_ERROR] media not available: file not found: {}",
+            missing.display()
+        )
+    );
+
+    // Bytes no decoder knows: the decoder's own log lines (JSON, at ERROR) stay out.
+    let noise = dir.path().join("noise.mp3");
+    std::fs::write(
+        &noise,
+        (0..4000u32)
+            .map(|i| (i * 7919 % 251) as u8)
+            .collect::<Vec<_>>(),
+    )
+    .unwrap();
+    let stderr = analyze_error(&noise);
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    assert!(
+        stderr.starts_with("error: [AUDIO_EXTRACTION_ERROR] "),
+        "{stderr}"
+    );
+}

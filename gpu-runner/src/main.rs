@@ -10,6 +10,7 @@ use clap::Parser;
 use ecg_app::{CallbackArgs, DecodeArgs, DownloadArgs, ModelArgs, WorkerArgs};
 use ecg_aws::{AwsClients, AwsConfig, SqsQueue};
 use ecg_core::ports::{BlobFetcher, JobMessage, JobQueue, JobStore};
+use ecg_core::telemetry::LogReader;
 use ecg_net::{HttpFetcher, WebhookNotifier};
 use ecg_runner::{Runner, RunnerConfig};
 use tokio_util::sync::CancellationToken;
@@ -40,7 +41,7 @@ struct Cli {
 }
 
 fn main() -> anyhow::Result<()> {
-    ecg_core::telemetry::init("info");
+    ecg_core::telemetry::init("info", LogReader::Machine);
     ecg_app::limit_malloc_arenas();
     let cli = Cli::parse();
     let runtime = tokio::runtime::Builder::new_multi_thread()

@@ -76,7 +76,8 @@ pub enum StageError {
 /// Why a job failed; [`PipelineError::code`] is the only mapping to the contract's codes.
 #[derive(Debug, thiserror::Error)]
 pub enum PipelineError {
-    #[error("download failed: {0}")]
+    /// The media could not be had: a download that failed, or a local file that is missing.
+    #[error("media not available: {0}")]
     Fetch(#[from] FetchError),
     #[error("{stage} failed: {source}")]
     Stage {

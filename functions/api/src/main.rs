@@ -11,6 +11,7 @@ use clap::Parser;
 use ecg_api::{ApiConfig, AppState};
 use ecg_aws::{AwsClients, AwsConfig};
 use ecg_core::request::{AllowedHosts, UrlPolicy};
+use ecg_core::telemetry::LogReader;
 
 /// Settings: environment variables (flags too, for local runs).
 #[derive(Parser, Debug)]
@@ -42,7 +43,7 @@ struct Cli {
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    ecg_core::telemetry::init("info");
+    ecg_core::telemetry::init("info", LogReader::Machine);
     let cli = Cli::parse();
     // Built once, before the first request: a warm function reuses clients and connections.
     let clients = AwsClients::from_env().await;
