@@ -9,6 +9,7 @@ use async_trait::async_trait;
 use ecg_app::{DecodeArgs, ModelArgs};
 use ecg_core::job::JobId;
 use ecg_core::pipeline::ProgressSink;
+use ecg_core::preview::{PreviewMedia, media_type, render_preview};
 use ecg_core::progress::Step;
 use ecg_core::request::{JobSpec, UrlPolicy};
 use ecg_core::subtitles::{SubtitleFormat, render};
@@ -45,7 +46,10 @@ pub async fn run(models: ModelArgs, decode: &DecodeArgs, args: AnalyzeArgs) -> a
                 .parent()
                 .filter(|p| !p.as_os_str().is_empty())
                 .unwrap_or(Path::new("."));
-            tempfile::NamedTempFile::new_in(dir)
+            // Readable by others like any file a command writes, not private like a temporary one.
+            tempfile::Builder::new()
+                .permissions(std::os::unix::fs::PermissionsExt::from_mode(0o644))
+                .tempfile_in(dir)
                 .with_context(|| format!("cannot write {}", path.display()))
                 .map(|file| (file, path))
         })
@@ -65,6 +69,13 @@ pub async fn run(models: ModelArgs, decode: &DecodeArgs, args: AnalyzeArgs) -> a
         OutputFormat::Json => serde_json::to_string_pretty(&result)? + "\n",
         OutputFormat::Srt => render(&result, SubtitleFormat::Srt, args.speaker_labels),
         OutputFormat::Vtt => render(&result, SubtitleFormat::Vtt, args.speaker_labels),
+        OutputFormat::Html => {
+            let page_dir = output
+                .as_ref()
+                .map(|(_, path)| path.parent().unwrap_or(Path::new("")));
+            let media = preview_media(&args, page_dir)?;
+            render_preview(&result, &title(&args.input), media.as_ref())
+        }
     };
     match output {
         Some((mut file, path)) => {
@@ -75,6 +86,79 @@ pub async fn run(models: ModelArgs, decode: &DecodeArgs, args: AnalyzeArgs) -> a
         None => std::io::stdout().lock().write_all(text.as_bytes())?,
     }
     Ok(())
+}
+
+/// What a file name must not carry raw in a URL path segment.
+const PATH_SEGMENT: &percent_encoding::AsciiSet = &percent_encoding::CONTROLS
+    .add(b' ')
+    .add(b'"')
+    .add(b'#')
+    .add(b'%')
+    .add(b'?')
+    .add(b'<')
+    .add(b'>')
+    .add(b'`')
+    .add(b'{')
+    .add(b'}')
+    .add(b'/')
+    .add(b'\\');
+
+/// The media for the preview page: inside it when small enough, else linked — a local file by
+/// its path relative to the page (`page_dir`; the working directory for stdout), a URL as is.
+fn preview_media(
+    args: &AnalyzeArgs,
+    page_dir: Option<&Path>,
+) -> anyhow::Result<Option<PreviewMedia>> {
+    let Some(mime) = media_type(args.input.split(['?', '#']).next().unwrap_or_default()) else {
+        return Ok(None);
+    };
+    if args.input.starts_with("http://") || args.input.starts_with("https://") {
+        return Ok(Some(PreviewMedia::Linked {
+            mime,
+            src: args.input.clone(),
+        }));
+    }
+    let input = Path::new(&args.input);
+    let size = std::fs::metadata(input)
+        .with_context(|| format!("cannot read {}", input.display()))?
+        .len();
+    if size <= args.embed_media_max_mb.saturating_mul(1 << 20) {
+        let bytes =
+            std::fs::read(input).with_context(|| format!("cannot read {}", input.display()))?;
+        return Ok(Some(PreviewMedia::Embedded { mime, bytes }));
+    }
+    let absolute = |p: &Path| std::path::absolute(p).unwrap_or_else(|_| p.to_path_buf());
+    let page_dir = absolute(
+        page_dir
+            .filter(|d| !d.as_os_str().is_empty())
+            .unwrap_or(Path::new(".")),
+    );
+    let media = absolute(input);
+    let src = pathdiff::diff_paths(&media, &page_dir).unwrap_or(media);
+    Ok(Some(PreviewMedia::Linked {
+        mime,
+        src: src
+            .components()
+            .map(|c| {
+                percent_encoding::utf8_percent_encode(
+                    &c.as_os_str().to_string_lossy(),
+                    PATH_SEGMENT,
+                )
+                .to_string()
+            })
+            .collect::<Vec<_>>()
+            .join("/"),
+    }))
+}
+
+/// The page's title: the input's file name.
+fn title(input: &str) -> String {
+    input
+        .split(['?', '#'])
+        .next()
+        .and_then(|p| p.rsplit('/').find(|s| !s.is_empty()))
+        .unwrap_or(input)
+        .to_owned()
 }
 
 fn config_language(args: &AnalyzeArgs) -> &'static str {

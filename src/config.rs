@@ -24,7 +24,7 @@ pub struct Cli {
 
 #[derive(Subcommand, Debug)]
 pub enum Command {
-    /// Analyse one file or URL and print the result (JSON, SRT or VTT) on stdout.
+    /// Analyse one file or URL and print the result (JSON, SRT, VTT or an HTML preview) on stdout.
     Analyze(AnalyzeArgs),
     /// Serve the API and run jobs in this process (embedded job store and queue).
     // Boxed: its settings outweigh the other variant's many times over.
@@ -36,6 +36,8 @@ pub enum OutputFormat {
     Json,
     Srt,
     Vtt,
+    /// A self-contained page that plays the media with the analysis as karaoke captions.
+    Html,
 }
 
 #[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
@@ -73,6 +75,10 @@ pub struct AnalyzeArgs {
     /// Prefix subtitle cues with the speaker id.
     #[arg(long)]
     pub speaker_labels: bool,
+    /// `--format html`: media up to this size goes inside the page; larger media is linked by
+    /// its path relative to the page.
+    #[arg(long, default_value_t = 25)]
+    pub embed_media_max_mb: u64,
     /// Skip the emotion stage.
     #[arg(long)]
     pub no_emotion: bool,

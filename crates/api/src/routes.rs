@@ -8,7 +8,7 @@ use axum::body::Bytes;
 use axum::extract::{DefaultBodyLimit, Path, State};
 use axum::http::{HeaderValue, Method, StatusCode, header};
 use axum::middleware;
-use axum::response::{IntoResponse, Response};
+use axum::response::{Html, IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use ecg_core::contract::{
@@ -17,7 +17,8 @@ use ecg_core::contract::{
 use ecg_core::error::ErrorCode;
 use ecg_core::job::{JobId, JobRecord, JobStatus, Outcome, format_timestamp};
 use ecg_core::ports::{Created, JobMessage};
-use ecg_core::request::{JobSpec, ValidationError};
+use ecg_core::preview::{PreviewMedia, media_type, render_preview};
+use ecg_core::request::{JobSpec, MediaSource, ValidationError};
 use jiff::Timestamp;
 use serde_json::Value;
 use tower_http::cors::{AllowOrigin, CorsLayer};
@@ -44,7 +45,8 @@ pub fn router(state: AppState) -> Router {
         .route("/api/upload-video/process-video", post(process_video))
         .route("/transcribe", post(transcribe))
         .route("/jobs/{job_id}", get(job_status))
-        .route("/jobs/{job_id}/result", get(job_result));
+        .route("/jobs/{job_id}/result", get(job_result))
+        .route("/jobs/{job_id}/preview", get(job_preview));
     if let Some(token) = state.config.api_token.clone() {
         // Before the body is read: a caller without the token cannot make us buffer anything.
         guarded = guarded.route_layer(middleware::from_fn_with_state(
@@ -272,11 +274,55 @@ async fn job_result(
     Ok(Json(callback).into_response())
 }
 
+/// Not in the original contract: the HTML preview of a completed job (`ecg_core::preview`),
+/// playing the media when the job's source is a URL a browser can fetch. 404 until then.
+async fn job_preview(
+    State(state): State<AppState>,
+    Path(job_id): Path<String>,
+) -> Result<Response, ApiError> {
+    let record = stored_job(&state, &job_id).await?;
+    let result = record
+        .result
+        .as_deref()
+        .filter(|_| record.status == JobStatus::Completed)
+        .ok_or_else(|| {
+            ApiError::NotFound(format!(
+                "job {job_id} has no result to preview ({})",
+                record.status.as_str()
+            ))
+        })?;
+    let (title, media) = match &record.spec.source {
+        MediaSource::Http { url } => {
+            let name = url
+                .path_segments()
+                .and_then(|mut s| s.next_back())
+                .filter(|s| !s.is_empty())
+                .unwrap_or(url.as_str())
+                .to_owned();
+            let media = media_type(&name).map(|mime| PreviewMedia::Linked {
+                mime,
+                src: url.to_string(),
+            });
+            (name, media)
+        }
+        MediaSource::S3 { key, .. } => (key.rsplit('/').next().unwrap_or(key).to_owned(), None),
+        MediaSource::File { path } => (
+            path.file_name().map_or_else(
+                || path.display().to_string(),
+                |n| n.to_string_lossy().into_owned(),
+            ),
+            None,
+        ),
+    };
+    Ok(Html(render_preview(result, &title, media.as_ref())).into_response())
+}
+
 #[cfg(test)]
 mod tests {
     use async_trait::async_trait;
     use axum::body::Body;
     use axum::http::Request;
+    use ecg_core::contract::AnalysisResult;
     use ecg_core::ports::{HealthCheck, JobQueue, JobStore};
     use ecg_local::{InProcessQueue, SqliteJobStore};
     use http_body_util::BodyExt;
@@ -420,6 +466,53 @@ mod tests {
             "{body}"
         );
         assert_eq!(body["message"], "이미 처리가 끝난 작업입니다");
+    }
+
+    #[tokio::test]
+    async fn a_completed_job_has_a_preview_page_that_plays_its_url() {
+        let f = fixture(vec![]);
+        post_job(&f.app, &json!({})).await;
+        let preview = format!("/jobs/{ID}/preview");
+        let (status, _) = call(&f.app, "GET", &preview, None).await;
+        assert_eq!(status, StatusCode::NOT_FOUND, "nothing to preview yet");
+
+        let result: AnalysisResult = serde_json::from_value(json!({
+            "segments": [{"start_time": 0.5, "end_time": 1.0, "text": "Hello",
+                          "speaker": {"speaker_id": "SPEAKER_00"},
+                          "words": [{"word": "Hello", "start": 0.5, "end": 1.0, "confidence": 0.9,
+                                     "acoustic_features": {"volume_db": -20.0, "pitch_hz": 120.0,
+                                                           "spectral_centroid": 900.0}}]}],
+            "word_segments": [], "speakers": {"SPEAKER_00": {"total_duration": 0.5, "segment_count": 1}},
+            "text": "Hello", "language": "en", "duration": 2.0,
+            "metadata": {"model_version": "m", "processing_time": 0.1, "unique_speakers": 1,
+                         "total_segments": 1, "language_requested": "auto", "language_detected": "en",
+                         "processing_mode": "auto-detect", "processed_at": "2026-01-01T00:00:00Z"}
+        }))
+        .unwrap();
+        let id = JobId::parse(ID).unwrap();
+        f.store.start(id, 1).await.unwrap().unwrap();
+        let done = Outcome::Completed(Box::new(result));
+        f.store.finish(id, 1, done).await.unwrap().unwrap();
+
+        let request = Request::builder()
+            .uri(&preview)
+            .body(Body::empty())
+            .unwrap();
+        let response = f.app.clone().oneshot(request).await.unwrap();
+        assert_eq!(response.status(), StatusCode::OK);
+        assert!(
+            response.headers()[header::CONTENT_TYPE]
+                .to_str()
+                .unwrap()
+                .starts_with("text/html")
+        );
+        let page = response.into_body().collect().await.unwrap().to_bytes();
+        let page = String::from_utf8(page.to_vec()).unwrap();
+        assert!(page.contains("<title>video.mp4 · ECG preview</title>"));
+        assert!(page.contains(
+            r#"<video id="media" controls preload="metadata" src="https://example.com/video.mp4">"#
+        ));
+        assert!(page.contains(r#""word":"Hello""#));
     }
 
     #[tokio::test]
@@ -591,6 +684,7 @@ mod tests {
             ("POST", "/transcribe"),
             ("GET", "/jobs/550e8400-e29b-41d4-a716-446655440000"),
             ("GET", "/jobs/550e8400-e29b-41d4-a716-446655440000/result"),
+            ("GET", "/jobs/550e8400-e29b-41d4-a716-446655440000/preview"),
         ] {
             for authorization in refused {
                 let response = send(method, uri, authorization).await.unwrap();

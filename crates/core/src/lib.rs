@@ -8,8 +8,8 @@
 //! - [`error`]: error codes and the pipeline's error type.
 //! - [`ports`]: traits for the job store, queue, blob fetcher and callback notifier.
 //! - [`audio`], [`stages`], [`pipeline`], [`assemble`]: the speech pipeline's data, stage traits and orchestration.
-//! - [`subtitles`]: SRT/VTT rendering.
-//! - [`telemetry`]: JSON logs shared by every binary.
+//! - [`subtitles`]: SRT/VTT rendering; [`preview`]: the self-contained HTML preview page.
+//! - [`telemetry`]: logs shared by every binary.
 //!
 //! This crate knows nothing of AWS, HTTP frameworks or native model runtimes: adapters implement its ports.
 
@@ -20,6 +20,7 @@ pub mod error;
 pub mod job;
 pub mod pipeline;
 pub mod ports;
+pub mod preview;
 pub mod progress;
 pub mod request;
 pub mod stages;
