@@ -17,12 +17,18 @@ pub const ORT_DYLIB_ENV: &str = "ECG_ORT_DYLIB";
 /// The ONNX Runtime library `make models` provisions next to the models.
 const ORT_DYLIB_NAME: &str = "libonnxruntime.so";
 
-/// `ECG_MODEL_DIR`, else the workspace's `models/` directory, where `make models` provisions them.
+/// Where the models are, found at run time: `ECG_MODEL_DIR`, else a `models/` directory next to
+/// the executable (an installed release), else `./models` (a checkout, where `make models` puts
+/// them). Never the build tree: a binary copied elsewhere must not depend on where it was built.
 pub fn model_dir() -> PathBuf {
-    match std::env::var_os(MODEL_DIR_ENV) {
-        Some(dir) if !dir.is_empty() => PathBuf::from(dir),
-        _ => Path::new(env!("CARGO_MANIFEST_DIR")).join("../../models"),
+    if let Some(dir) = std::env::var_os(MODEL_DIR_ENV).filter(|d| !d.is_empty()) {
+        return PathBuf::from(dir);
     }
+    std::env::current_exe()
+        .ok()
+        .and_then(|exe| Some(exe.parent()?.join("models")))
+        .filter(|dir| dir.is_dir())
+        .unwrap_or_else(|| PathBuf::from("models"))
 }
 
 /// Whisper sizes from the largest to the smallest, as whisper.cpp names its `ggml-<name>.bin` files.
