@@ -62,7 +62,8 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
     let queue: Arc<dyn JobQueue> = Arc::new(cli.aws.job_queue(&clients, Some(lease)));
     let fetch = cli.downloads.fetch_config();
     let http = Arc::new(HttpFetcher::new(fetch.clone()).context("cannot build the HTTP client")?);
-    let fetcher: Arc<dyn BlobFetcher> = Arc::new(cli.aws.fetcher(&clients, http, fetch.max_bytes));
+    let fetcher: Arc<dyn BlobFetcher> =
+        Arc::new(cli.aws.fetcher(&clients, http, fetch.limits.clone()));
     let notifier = WebhookNotifier::new(
         cli.callbacks
             .notifier_config(cli.downloads.allow_local_urls),

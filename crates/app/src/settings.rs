@@ -4,6 +4,7 @@ use std::time::Duration;
 
 use clap::Args;
 use ecg_audio::DecodeLimits;
+use ecg_core::ports::FetchLimits;
 use ecg_core::request::{AllowedHosts, UrlPolicy, ValidationError};
 use ecg_net::{FetchConfig, NotifierConfig};
 
@@ -93,10 +94,13 @@ pub struct DownloadArgs {
 impl DownloadArgs {
     pub fn fetch_config(&self) -> FetchConfig {
         FetchConfig {
-            retries: self.download_retries,
-            max_bytes: self.max_download_bytes,
-            stall_timeout: Duration::from_secs(self.download_stall_secs),
-            total_timeout: Duration::from_secs(self.download_timeout_secs),
+            limits: FetchLimits {
+                retries: self.download_retries,
+                max_bytes: self.max_download_bytes,
+                stall_timeout: Duration::from_secs(self.download_stall_secs),
+                total_timeout: Duration::from_secs(self.download_timeout_secs),
+                ..FetchLimits::default()
+            },
             allow_local: self.allow_local_urls,
             ..FetchConfig::default()
         }

@@ -4,7 +4,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use aws_config::{BehaviorVersion, SdkConfig};
-use ecg_core::ports::BlobFetcher;
+use ecg_core::ports::{BlobFetcher, FetchLimits};
 
 use crate::{DynamoJobStore, S3Fetcher, SqsQueue};
 
@@ -56,14 +56,9 @@ impl AwsConfig {
         &self,
         clients: &AwsClients,
         inner: Arc<dyn BlobFetcher>,
-        max_bytes: u64,
+        limits: FetchLimits,
     ) -> S3Fetcher {
-        S3Fetcher::new(
-            clients.s3.clone(),
-            inner,
-            max_bytes,
-            self.media_bucket.clone(),
-        )
+        S3Fetcher::new(clients.s3.clone(), inner, limits, self.media_bucket.clone())
     }
 }
 

@@ -4,26 +4,19 @@
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::Duration;
 
 use async_trait::async_trait;
 use aws_sdk_s3::Client;
 use aws_sdk_s3::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
 use aws_sdk_s3::operation::get_object::GetObjectError;
 use ecg_core::error::FetchError;
-use ecg_core::ports::BlobFetcher;
+use ecg_core::ports::{BlobFetcher, FetchLimits};
 use ecg_core::request::MediaSource;
+use ecg_core::retry::AttemptError;
 use percent_encoding::percent_decode_str;
 use tokio::io::{AsyncWriteExt, BufWriter};
-use tracing::{info, warn};
+use tracing::{Instrument, info, warn};
 use url::Url;
-
-/// Retries of a transient failure after the first attempt. The SDK retries a throttled or failed
-/// request by itself; these also cover a body cut off mid-stream, which it cannot.
-const RETRIES: u32 = 3;
-
-/// First backoff delay; doubles per retry.
-const BASE_DELAY: Duration = Duration::from_millis(500);
 
 /// Write buffer: a tokio file write is a blocking-pool round trip, so chunks are batched.
 const WRITE_BUFFER: usize = 256 * 1024;
@@ -33,8 +26,10 @@ pub struct S3Fetcher {
     client: Client,
     /// For sources that are not plain S3 objects (e.g. the HTTP fetcher of `ecg-net`).
     inner: Arc<dyn BlobFetcher>,
-    /// Larger objects are refused, by their length up front or while streaming.
-    max_bytes: u64,
+    /// Retries, stall and total timeouts and the size limit, as for HTTP downloads. The SDK
+    /// retries a throttled or failed request by itself; these also cover a body cut off or
+    /// stalled mid-stream, which it cannot.
+    limits: FetchLimits,
     /// When set, the only bucket read with our credentials, so a request cannot make the runner
     /// read whatever else its role may read. Unsigned URLs of other buckets go to `inner` (public
     /// objects still work); `s3://` sources of other buckets are refused.
@@ -42,18 +37,18 @@ pub struct S3Fetcher {
 }
 
 impl S3Fetcher {
-    /// See the fields: `inner` takes what is not S3's, `max_bytes` caps a download,
+    /// See the fields: `inner` takes what is not S3's, `limits` bound a download,
     /// `media_bucket` (optional) is the only bucket read with our credentials.
     pub fn new(
         client: Client,
         inner: Arc<dyn BlobFetcher>,
-        max_bytes: u64,
+        limits: FetchLimits,
         media_bucket: Option<String>,
     ) -> Self {
         Self {
             client,
             inner,
-            max_bytes,
+            limits,
             media_bucket,
         }
     }
@@ -65,26 +60,31 @@ impl S3Fetcher {
     /// Downloads the object to `dest`, retrying transient failures; a failed download leaves no file.
     async fn download(&self, bucket: &str, key: &str, dest: &Path) -> Result<(), FetchError> {
         let shown = format!("s3://{bucket}/{key}");
-        let mut attempt = 1;
-        let error = loop {
-            match self.attempt(bucket, key, dest, &shown).await {
-                Ok(bytes) => {
+        let policy = self.limits.retry_policy();
+        let attempts = policy
+            .run(|attempt| {
+                let shown = &shown;
+                async move {
+                    let bytes = self.attempt(bucket, key, dest, shown).await?;
                     info!(attempt, bytes, source = %shown, "download complete");
-                    return Ok(());
+                    Ok(())
                 }
-                Err(e) if e.transient && attempt <= RETRIES => {
-                    warn!(attempt, error = %e, "S3 download attempt failed; retrying");
-                    tokio::time::sleep(BASE_DELAY * 2u32.pow(attempt - 1)).await;
-                    attempt += 1;
-                }
-                Err(e) if attempt > 1 => {
-                    break FetchError {
-                        message: format!("{} (after {attempt} attempts)", e.message),
-                        transient: e.transient,
-                    };
-                }
-                Err(e) => break e,
-            }
+            })
+            .instrument(tracing::info_span!("fetch", source = %shown));
+        let error = match tokio::time::timeout(self.limits.total_timeout, attempts).await {
+            Ok(Ok(())) => return Ok(()),
+            Ok(Err(gave_up)) => FetchError {
+                message: if gave_up.attempts > 1 {
+                    format!("{} (after {} attempts)", gave_up.message, gave_up.attempts)
+                } else {
+                    gave_up.message
+                },
+                transient: gave_up.transient,
+            },
+            Err(_) => FetchError::transient(format!(
+                "download of {shown} did not finish within {}s",
+                self.limits.total_timeout.as_secs_f64()
+            )),
         };
         if let Err(e) = tokio::fs::remove_file(dest).await
             && e.kind() != std::io::ErrorKind::NotFound
@@ -100,18 +100,22 @@ impl S3Fetcher {
         key: &str,
         dest: &Path,
         shown: &str,
-    ) -> Result<u64, FetchError> {
-        let object = self
-            .client
-            .get_object()
-            .bucket(bucket)
-            .key(key)
-            .send()
+    ) -> Result<u64, AttemptError> {
+        let stall = self.limits.stall_timeout;
+        let stalled = |what: String| {
+            AttemptError::transient(format!(
+                "{what} from {shown}: nothing received for {}s",
+                stall.as_secs_f64()
+            ))
+        };
+        let request = self.client.get_object().bucket(bucket).key(key).send();
+        let object = tokio::time::timeout(stall, request)
             .await
+            .map_err(|_| stalled("no response".to_owned()))?
             .map_err(|e| get_object_error(&e, shown))?;
-        let max = self.max_bytes;
+        let max = self.limits.max_bytes;
         let too_large = |size: u64| {
-            FetchError::permanent(format!(
+            AttemptError::permanent(format!(
                 "{shown} is larger than the limit of {max} bytes ({size} bytes or more)"
             ))
         };
@@ -120,18 +124,22 @@ impl S3Fetcher {
             return Err(too_large(size));
         }
         let write_error = |e: std::io::Error| {
-            FetchError::permanent(format!("cannot write {}: {e}", dest.display()))
+            AttemptError::permanent(format!("cannot write {}: {e}", dest.display()))
         };
         let file = tokio::fs::File::create(dest).await.map_err(write_error)?;
         let mut out = BufWriter::with_capacity(WRITE_BUFFER, file);
         let mut body = object.body;
         let mut received: u64 = 0;
-        while let Some(chunk) = body.try_next().await.map_err(|e| {
-            FetchError::transient(format!(
-                "{shown} broke off after {received} bytes: {}",
-                DisplayErrorContext(&e)
-            ))
-        })? {
+        while let Some(chunk) = tokio::time::timeout(stall, body.try_next())
+            .await
+            .map_err(|_| stalled(format!("the body stopped after {received} bytes")))?
+            .map_err(|e| {
+                AttemptError::transient(format!(
+                    "{shown} broke off after {received} bytes: {}",
+                    DisplayErrorContext(&e)
+                ))
+            })?
+        {
             received += chunk.len() as u64;
             if received > max {
                 return Err(too_large(received));
@@ -168,11 +176,11 @@ impl BlobFetcher for S3Fetcher {
 
 /// Sorts a GetObject failure: a missing object or a refusal is final, throttling, 5xx and
 /// network trouble are worth another attempt.
-fn get_object_error(e: &SdkError<GetObjectError>, shown: &str) -> FetchError {
+fn get_object_error(e: &SdkError<GetObjectError>, shown: &str) -> AttemptError {
     let detail = DisplayErrorContext(e);
     match e {
         SdkError::ServiceError(service) if service.err().is_no_such_key() => {
-            FetchError::permanent(format!("S3 object not found: {shown}"))
+            AttemptError::permanent(format!("S3 object not found: {shown}"))
         }
         SdkError::ServiceError(service) => {
             let status = service.raw().status().as_u16();
@@ -182,15 +190,15 @@ fn get_object_error(e: &SdkError<GetObjectError>, shown: &str) -> FetchError {
             );
             let message = format!("S3 answered {status} for {shown}: {detail}");
             if throttled || status == 429 || status >= 500 {
-                FetchError::transient(message)
+                AttemptError::transient(message)
             } else {
-                FetchError::permanent(message)
+                AttemptError::permanent(message)
             }
         }
         SdkError::TimeoutError(_) | SdkError::DispatchFailure(_) | SdkError::ResponseError(_) => {
-            FetchError::transient(format!("cannot reach S3 for {shown}: {detail}"))
+            AttemptError::transient(format!("cannot reach S3 for {shown}: {detail}"))
         }
-        _ => FetchError::permanent(format!("cannot request {shown} from S3: {detail}")),
+        _ => AttemptError::permanent(format!("cannot request {shown} from S3: {detail}")),
     }
 }
 

@@ -92,10 +92,15 @@ impl Moto {
 
     /// Clients for this server, with fixed dummy credentials.
     pub async fn clients(&self) -> AwsClients {
+        self.clients_via(&self.endpoint).await
+    }
+
+    /// Clients with this server's credentials that send to `endpoint` (a proxy in front of it).
+    pub async fn clients_via(&self, endpoint: &str) -> AwsClients {
         let credentials =
             aws_sdk_dynamodb::config::Credentials::new("test", "test", None, None, "moto");
         let shared = aws_config::defaults(BehaviorVersion::latest())
-            .endpoint_url(&self.endpoint)
+            .endpoint_url(endpoint)
             .region(Region::new("us-east-1"))
             .credentials_provider(credentials)
             .load()

@@ -23,6 +23,7 @@ pub mod ports;
 pub mod preview;
 pub mod progress;
 pub mod request;
+pub mod retry;
 pub mod stages;
 pub mod subtitles;
 pub mod telemetry;

@@ -127,6 +127,46 @@ pub trait JobQueue: Send + Sync {
     async fn ping(&self) -> Result<(), BackendError>;
 }
 
+/// The limits every media download honours, whatever it is fetched from (HTTP, S3).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct FetchLimits {
+    /// Retries after the first attempt, for transient failures only.
+    pub retries: u32,
+    /// First backoff delay; it doubles per retry up to `max_delay`, with jitter.
+    pub base_delay: Duration,
+    /// Cap on a backoff delay and on a 429's `Retry-After`.
+    pub max_delay: Duration,
+    /// No byte (of the response or the body) for this long: the attempt fails, transiently.
+    pub stall_timeout: Duration,
+    /// Limit on the whole fetch, retries and backoff included.
+    pub total_timeout: Duration,
+    /// Larger media is refused, by its announced length up front or while streaming.
+    pub max_bytes: u64,
+}
+
+impl Default for FetchLimits {
+    fn default() -> Self {
+        Self {
+            retries: 3,
+            base_delay: Duration::from_millis(500),
+            max_delay: Duration::from_secs(8),
+            stall_timeout: Duration::from_secs(30),
+            total_timeout: Duration::from_secs(30 * 60),
+            max_bytes: 5_000_000_000,
+        }
+    }
+}
+
+impl FetchLimits {
+    pub fn retry_policy(&self) -> crate::retry::RetryPolicy {
+        crate::retry::RetryPolicy {
+            retries: self.retries,
+            base: self.base_delay,
+            cap: self.max_delay,
+        }
+    }
+}
+
 /// Brings media to a local file.
 #[async_trait]
 pub trait BlobFetcher: Send + Sync {

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use ecg_core::error::FetchError;
-use ecg_core::ports::BlobFetcher;
+use ecg_core::ports::{BlobFetcher, FetchLimits};
 use ecg_core::request::MediaSource;
 use reqwest::ClientBuilder;
 use tokio::io::{AsyncWriteExt, BufWriter};
@@ -15,7 +15,7 @@ use url::Url;
 
 use crate::guard;
 use crate::http::{client_builder, request_error, shown, status_error};
-use crate::retry::{AttemptError, RetryPolicy};
+use ecg_core::retry::AttemptError;
 
 /// Redirects followed before a download fails.
 const MAX_REDIRECTS: usize = 5;
@@ -23,22 +23,11 @@ const MAX_REDIRECTS: usize = 5;
 /// Write buffer: a tokio file write is a blocking-pool round trip, so chunks are batched.
 const WRITE_BUFFER: usize = 256 * 1024;
 
-/// Limits of a download.
+/// How the HTTP fetcher downloads: the limits every fetcher shares, and HTTP's own settings.
 #[derive(Clone, Debug)]
 pub struct FetchConfig {
-    /// Retries after the first attempt, for transient failures only.
-    pub retries: u32,
-    /// First backoff delay; it doubles per retry up to `max_delay`.
-    pub base_delay: Duration,
-    /// Cap on a backoff delay and on a 429's `Retry-After`.
-    pub max_delay: Duration,
+    pub limits: FetchLimits,
     pub connect_timeout: Duration,
-    /// No byte (of the headers or the body) for this long: the attempt fails, transiently.
-    pub stall_timeout: Duration,
-    /// Limit on the whole fetch, retries and backoff included.
-    pub total_timeout: Duration,
-    /// Larger media is refused, by its Content-Length up front or while streaming.
-    pub max_bytes: u64,
     /// Allows loopback and private addresses (local use and tests).
     pub allow_local: bool,
 }
@@ -46,13 +35,8 @@ pub struct FetchConfig {
 impl Default for FetchConfig {
     fn default() -> Self {
         Self {
-            retries: 3,
-            base_delay: Duration::from_millis(500),
-            max_delay: Duration::from_secs(8),
+            limits: FetchLimits::default(),
             connect_timeout: Duration::from_secs(10),
-            stall_timeout: Duration::from_secs(30),
-            total_timeout: Duration::from_secs(30 * 60),
-            max_bytes: 5_000_000_000,
             allow_local: false,
         }
     }
@@ -88,15 +72,11 @@ impl HttpFetcher {
         let shown_url = shown(url);
         guard::check_url(url, self.config.allow_local)
             .map_err(|e| FetchError::permanent(format!("{e} ({shown_url})")))?;
-        let policy = RetryPolicy {
-            retries: self.config.retries,
-            base: self.config.base_delay,
-            cap: self.config.max_delay,
-        };
+        let policy = self.config.limits.retry_policy();
         let attempts = policy
             .run(|attempt| self.attempt(url, dest, attempt))
             .instrument(tracing::info_span!("fetch", url = %shown_url));
-        let outcome = timeout(self.config.total_timeout, attempts).await;
+        let outcome = timeout(self.config.limits.total_timeout, attempts).await;
         let error = match outcome {
             Ok(Ok(())) => return Ok(()),
             Ok(Err(gave_up)) => FetchError {
@@ -109,7 +89,7 @@ impl HttpFetcher {
             },
             Err(_) => FetchError::transient(format!(
                 "download of {shown_url} did not finish within {}s",
-                self.config.total_timeout.as_secs_f64()
+                self.config.limits.total_timeout.as_secs_f64()
             )),
         };
         if let Err(e) = tokio::fs::remove_file(dest).await
@@ -122,7 +102,7 @@ impl HttpFetcher {
 
     async fn attempt(&self, url: &Url, dest: &Path, attempt: u32) -> Result<(), AttemptError> {
         let shown_url = shown(url);
-        let stall = self.config.stall_timeout;
+        let stall = self.config.limits.stall_timeout;
         let stalled = |what: String| {
             AttemptError::transient(format!(
                 "{what} from {shown_url}: nothing received for {}s",
@@ -149,7 +129,7 @@ impl HttpFetcher {
                 format!("HTTP {status} for {shown_url}"),
             ));
         }
-        let max = self.config.max_bytes;
+        let max = self.config.limits.max_bytes;
         if let Some(size) = response.content_length().filter(|&size| size > max) {
             return Err(AttemptError::permanent(format!(
                 "{shown_url} is {size} bytes, over the limit of {max} bytes"
@@ -224,12 +204,20 @@ mod tests {
     /// Local servers allowed, short delays.
     fn config() -> FetchConfig {
         FetchConfig {
-            base_delay: 10 * MS,
-            max_delay: 50 * MS,
-            stall_timeout: Duration::from_secs(5),
+            limits: FetchLimits {
+                base_delay: 10 * MS,
+                max_delay: 50 * MS,
+                stall_timeout: Duration::from_secs(5),
+                ..FetchLimits::default()
+            },
             allow_local: true,
             ..FetchConfig::default()
         }
+    }
+
+    /// The test configuration with other limits.
+    fn limited(limits: FetchLimits) -> FetchConfig {
+        FetchConfig { limits, ..config() }
     }
 
     fn fetcher(config: FetchConfig) -> HttpFetcher {
@@ -310,10 +298,10 @@ mod tests {
     async fn gives_up_after_the_retries() {
         let server = TestServer::start(seq(vec![Reply::status(503)])).await;
         let dir = tempfile::tempdir().unwrap();
-        let err = fetcher(FetchConfig {
+        let err = fetcher(limited(FetchLimits {
             retries: 2,
-            ..config()
-        })
+            ..config().limits
+        }))
         .fetch(&http(server.url("/v.mp4")), &dir.path().join("m"))
         .await
         .unwrap_err();
@@ -328,13 +316,13 @@ mod tests {
         let server = TestServer::start(seq(vec![Reply::status(503)])).await;
         let dir = tempfile::tempdir().unwrap();
         let started = Instant::now();
-        let err = fetcher(FetchConfig {
+        let err = fetcher(limited(FetchLimits {
             retries: 100,
             base_delay: 100 * MS,
             max_delay: 100 * MS,
             total_timeout: 300 * MS,
-            ..config()
-        })
+            ..config().limits
+        }))
         .fetch(&http(server.url("/v.mp4")), &dir.path().join("m"))
         .await
         .unwrap_err();
@@ -348,10 +336,10 @@ mod tests {
         let server = TestServer::start(seq(vec![Reply::body(media(1000))])).await;
         let dir = tempfile::tempdir().unwrap();
         let dest = dir.path().join("m");
-        let err = fetcher(FetchConfig {
+        let err = fetcher(limited(FetchLimits {
             max_bytes: 100,
-            ..config()
-        })
+            ..config().limits
+        }))
         .fetch(&http(server.url("/v.mp4")), &dest)
         .await
         .unwrap_err();
@@ -369,10 +357,10 @@ mod tests {
         let server = RawServer::start(raw, Duration::ZERO).await;
         let dir = tempfile::tempdir().unwrap();
         let dest = dir.path().join("m");
-        let err = fetcher(FetchConfig {
+        let err = fetcher(limited(FetchLimits {
             max_bytes: 100,
-            ..config()
-        })
+            ..config().limits
+        }))
         .fetch(&http(server.url()), &dest)
         .await
         .unwrap_err();
@@ -389,11 +377,11 @@ mod tests {
         let server = RawServer::start(raw, Duration::from_secs(30)).await;
         let dir = tempfile::tempdir().unwrap();
         let dest = dir.path().join("m");
-        let err = fetcher(FetchConfig {
+        let err = fetcher(limited(FetchLimits {
             retries: 1,
             stall_timeout: 200 * MS,
-            ..config()
-        })
+            ..config().limits
+        }))
         .fetch(&http(server.url()), &dest)
         .await
         .unwrap_err();
@@ -410,10 +398,10 @@ mod tests {
         let server = RawServer::start(raw, Duration::ZERO).await;
         let dir = tempfile::tempdir().unwrap();
         let dest = dir.path().join("m");
-        let err = fetcher(FetchConfig {
+        let err = fetcher(limited(FetchLimits {
             retries: 1,
-            ..config()
-        })
+            ..config().limits
+        }))
         .fetch(&http(server.url()), &dest)
         .await
         .unwrap_err();

@@ -10,7 +10,7 @@ use reqwest::{ClientBuilder, Response, StatusCode};
 use url::Url;
 
 use crate::guard;
-use crate::retry::AttemptError;
+use ecg_core::retry::AttemptError;
 
 /// A client builder whose connections pass the SSRF guard.
 ///

@@ -18,7 +18,6 @@ pub mod fetch;
 mod guard;
 mod http;
 pub mod notify;
-mod retry;
 #[cfg(test)]
 mod testing;
 

@@ -14,7 +14,7 @@ use url::Url;
 
 use crate::guard;
 use crate::http::{client_builder, request_error, shown, status_error};
-use crate::retry::{AttemptError, RetryPolicy};
+use ecg_core::retry::{AttemptError, RetryPolicy};
 
 /// The header carrying [`signature`] when a secret is configured.
 pub const SIGNATURE_HEADER: &str = "X-Signature-256";

@@ -1,11 +1,12 @@
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use async_trait::async_trait;
 use ecg_aws::testing::Moto;
 use ecg_aws::{AwsClients, S3Fetcher};
 use ecg_core::error::FetchError;
-use ecg_core::ports::BlobFetcher;
+use ecg_core::ports::{BlobFetcher, FetchLimits};
 use ecg_core::request::MediaSource;
 use url::Url;
 
@@ -50,10 +51,14 @@ impl Media {
     }
 
     fn fetcher(&self, max_bytes: u64, media_bucket: Option<String>) -> S3Fetcher {
+        let limits = FetchLimits {
+            max_bytes,
+            ..FetchLimits::default()
+        };
         S3Fetcher::new(
             self.clients.s3.clone(),
             self.inner.clone(),
-            max_bytes,
+            limits,
             media_bucket,
         )
     }
@@ -143,6 +148,79 @@ async fn objects_over_the_limit_are_refused() {
         "{error}"
     );
     assert!(!error.transient && !dest.exists());
+}
+
+/// A proxy on 127.0.0.1 in front of `upstream` (`http://host:port`) that passes requests on
+/// and the first `bytes` of each response back, then holds the connection open and silent.
+async fn stalling_proxy(upstream: &str, bytes: u64) -> String {
+    use tokio::io::AsyncReadExt;
+    let upstream = upstream.trim_start_matches("http://").to_owned();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        while let Ok((client, _)) = listener.accept().await {
+            let server = tokio::net::TcpStream::connect(&upstream).await.unwrap();
+            let (mut client_read, mut client_write) = client.into_split();
+            let (server_read, mut server_write) = server.into_split();
+            tokio::spawn(async move {
+                let _ = tokio::io::copy(&mut client_read, &mut server_write).await;
+            });
+            tokio::spawn(async move {
+                let _ = tokio::io::copy(&mut server_read.take(bytes), &mut client_write).await;
+                // Silent from here on, with the connection kept open.
+                let _open = client_write;
+                std::future::pending::<()>().await;
+            });
+        }
+    });
+    format!("http://{addr}")
+}
+
+#[tokio::test]
+async fn a_stalled_object_fails_after_the_stall_timeout_and_its_retries() {
+    let media = Media::new().await;
+    media.put("slow.mp4", clip()).await;
+    // The headers and a little of the body arrive; then nothing.
+    let proxy = stalling_proxy(media.moto.endpoint(), 4096).await;
+    let clients = media.moto.clients_via(&proxy).await;
+    let limits = FetchLimits {
+        retries: 1,
+        base_delay: Duration::from_millis(10),
+        stall_timeout: Duration::from_millis(500),
+        ..FetchLimits::default()
+    };
+    let fetcher = S3Fetcher::new(clients.s3.clone(), media.inner.clone(), limits, None);
+    let dest = media.dir.path().join("slow");
+    let error = fetcher
+        .fetch(&media.s3("slow.mp4"), &dest)
+        .await
+        .unwrap_err();
+    assert!(error.transient, "{error}");
+    assert!(
+        error.message.contains("nothing received for 0.5s")
+            && error.message.contains("(after 2 attempts)"),
+        "{error}"
+    );
+    assert!(!dest.exists(), "no partial file is left");
+
+    // The total timeout ends the retries, however many are left.
+    let limits = FetchLimits {
+        retries: 100,
+        base_delay: Duration::from_millis(10),
+        stall_timeout: Duration::from_millis(300),
+        total_timeout: Duration::from_millis(1500),
+        ..FetchLimits::default()
+    };
+    let fetcher = S3Fetcher::new(clients.s3.clone(), media.inner.clone(), limits, None);
+    let error = fetcher
+        .fetch(&media.s3("slow.mp4"), &dest)
+        .await
+        .unwrap_err();
+    assert!(
+        error.message.contains("did not finish within 1.5s"),
+        "{error}"
+    );
+    assert!(!dest.exists());
 }
 
 #[tokio::test]

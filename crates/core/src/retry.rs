@@ -1,11 +1,12 @@
-//! Retries with exponential backoff and equal jitter, shared by the notifier and the fetcher.
+//! Retries with exponential backoff and equal jitter, shared by the callback notifier and the
+//! HTTP and S3 fetchers.
 
 use std::future::Future;
 use std::time::Duration;
 
 /// How often and how patiently to retry transient failures.
 #[derive(Clone, Copy, Debug)]
-pub(crate) struct RetryPolicy {
+pub struct RetryPolicy {
     /// Retries after the first attempt: `retries + 1` attempts at most.
     pub retries: u32,
     pub base: Duration,
@@ -14,7 +15,7 @@ pub(crate) struct RetryPolicy {
 
 /// Why one attempt failed.
 #[derive(Debug)]
-pub(crate) struct AttemptError {
+pub struct AttemptError {
     pub message: String,
     pub transient: bool,
     /// The server's `Retry-After`, when it sent one.
@@ -41,20 +42,20 @@ impl AttemptError {
 
 /// The last attempt's error once retrying has stopped.
 #[derive(Debug)]
-pub(crate) struct GaveUp {
+pub struct GaveUp {
     pub message: String,
     pub transient: bool,
     pub attempts: u32,
 }
 
 /// `base * 2^retry`, capped: the wait before retry number `retry + 1`.
-pub(crate) fn backoff_delay(retry: u32, base: Duration, cap: Duration) -> Duration {
+pub fn backoff_delay(retry: u32, base: Duration, cap: Duration) -> Duration {
     base.saturating_mul(2u32.saturating_pow(retry)).min(cap)
 }
 
 /// Equal jitter: half the delay is kept, the other half is random. Keeps a floor under the wait
 /// (a receiver that is down is not hammered) while spreading out retries of many jobs.
-pub(crate) fn jitter(delay: Duration) -> Duration {
+pub fn jitter(delay: Duration) -> Duration {
     let half = delay / 2;
     half + half.mul_f64(rand::random::<f64>())
 }
