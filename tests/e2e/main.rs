@@ -412,37 +412,97 @@ async fn a_hanging_backend_holds_up_neither_the_job_nor_its_result() {
     assert!(steps.windows(2).all(|w| w[0] < w[1]), "{steps:?}");
 }
 
+/// A job of `sentences` spoken sentences submitted to its own `ecg serve` (started with `env`),
+/// running: its status has reached at least `progress` percent.
+struct RunningJob {
+    _media: tempfile::TempDir,
+    receiver: Receiver,
+    data: tempfile::TempDir,
+    server: Server,
+    client: reqwest::Client,
+    job_id: String,
+    status_url: String,
+}
+
+impl RunningJob {
+    async fn start(sentences: usize, env: &[(&str, &str)], progress: u64) -> Self {
+        let media = tempfile::tempdir().unwrap();
+        let sentence = "The committee met on Tuesday to review the budget for the coming year. ";
+        speech_wav(&media.path().join("talk.wav"), &sentence.repeat(sentences));
+        let media_base = media_server(media.path().to_path_buf()).await;
+        let receiver = Receiver::start(0).await;
+        let data = tempfile::tempdir().unwrap();
+        let server = Server::start_with(data.path(), env);
+        let client = reqwest::Client::new();
+        let job_id = new_job_id();
+        let body = json!({"job_id": job_id, "video_url": format!("{media_base}/talk.wav"),
+                          "fastapi_base_url": receiver.base_url(), "emotion_detection": false});
+        assert_eq!(submit(&client, &server, &body).await.0, 200);
+        let status_url = format!("{}/jobs/{job_id}", server.base);
+        let started = std::time::Instant::now();
+        loop {
+            let job = get_json(&client, &status_url).await;
+            if job["status"] == "processing" && job["progress"].as_u64() >= Some(progress) {
+                break;
+            }
+            assert!(
+                started.elapsed() < JOB_LIMIT,
+                "the job never got to {progress} %"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        Self {
+            _media: media,
+            receiver,
+            data,
+            server,
+            client,
+            job_id,
+            status_url,
+        }
+    }
+
+    fn stop_server(&self) {
+        let stop = std::process::Command::new("kill")
+            .args(["-TERM", &self.server.pid().to_string()])
+            .status()
+            .unwrap();
+        assert!(stop.success());
+    }
+
+    /// The job's record and result once it has ended (on `server`, which may be a restart).
+    async fn end(&self, server: &Server) -> (Value, Value) {
+        let job = wait_for_end(&self.client, &server.base, &self.job_id, JOB_LIMIT).await;
+        let result = get_json(
+            &self.client,
+            &format!("{}/jobs/{}/result", server.base, self.job_id),
+        )
+        .await;
+        (job, result)
+    }
+
+    /// How many `completed` callbacks the backend got.
+    async fn completions(&self) -> usize {
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        self.receiver
+            .accepted()
+            .iter()
+            .filter(|c| c["status"] == "completed")
+            .count()
+    }
+}
+
 #[tokio::test]
 async fn a_stop_signal_lets_the_job_in_flight_finish_while_health_says_draining() {
-    let media = tempfile::tempdir().unwrap();
-    let sentence = "The committee met on Tuesday to review the budget for the coming year. ";
-    speech_wav(&media.path().join("long.wav"), &sentence.repeat(8));
-    let media_base = media_server(media.path().to_path_buf()).await;
-    let receiver = Receiver::start(0).await;
-    let data = tempfile::tempdir().unwrap();
-    let mut server = Server::start_with(data.path(), &[("ECG_SHUTDOWN_GRACE_SECS", "120")]);
-    let client = reqwest::Client::new();
-
-    let job_id = new_job_id();
-    let body = json!({"job_id": job_id, "video_url": format!("{media_base}/long.wav"),
-                      "fastapi_base_url": receiver.base_url(), "emotion_detection": false});
-    assert_eq!(submit(&client, &server, &body).await.0, 200);
-    let status_url = format!("{}/jobs/{job_id}", server.base);
-    let started = std::time::Instant::now();
-    while get_json(&client, &status_url).await["status"] != "processing" {
-        assert!(started.elapsed() < JOB_LIMIT, "the job never started");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    let stop = std::process::Command::new("kill")
-        .args(["-TERM", &server.pid().to_string()])
-        .status()
-        .unwrap();
-    assert!(stop.success());
+    let mut job = RunningJob::start(8, &[("ECG_SHUTDOWN_GRACE_SECS", "120")], 0).await;
+    job.stop_server();
 
     // The API keeps answering during the drain, and says it is draining.
+    let started = std::time::Instant::now();
     let health = loop {
-        let response = client
-            .get(format!("{}/health", server.base))
+        let response = job
+            .client
+            .get(format!("{}/health", job.server.base))
             .send()
             .await
             .unwrap();
@@ -460,16 +520,11 @@ async fn a_stop_signal_lets_the_job_in_flight_finish_while_health_says_draining(
         "{health}"
     );
     // The process ends once the job has; its record says the job completed.
-    assert!(server.exits_within(JOB_LIMIT).await, "still running");
-    let server = Server::start(data.path());
-    let job = get_json(&client, &format!("{}/jobs/{job_id}", server.base)).await;
-    assert_eq!(job["status"], "completed", "{job}");
-    let completions = receiver
-        .accepted()
-        .iter()
-        .filter(|c| c["status"] == "completed")
-        .count();
-    assert_eq!(completions, 1);
+    assert!(job.server.exits_within(JOB_LIMIT).await, "still running");
+    let restarted = Server::start(job.data.path());
+    let (record, _) = job.end(&restarted).await;
+    assert_eq!(record["status"], "completed", "{record}");
+    assert_eq!(job.completions().await, 1);
 }
 
 /// Holds the job store's write lock from another connection, as a backup or a full disk would
@@ -489,123 +544,58 @@ fn block_store_writes(data_dir: &std::path::Path) -> std::sync::mpsc::Sender<()>
     release
 }
 
-/// Submits a job of a few sentences, waits until it runs, blocks the store's writes for
-/// `blocked`, and returns the job's final record, its result and how many completions the
-/// backend got.
-async fn run_with_the_store_blocked(
-    env: &[(&str, &str)],
-    blocked: Duration,
-) -> (Value, Value, usize) {
-    let media = tempfile::tempdir().unwrap();
-    let sentence = "The committee met on Tuesday to review the budget for the coming year. ";
-    speech_wav(&media.path().join("talk.wav"), &sentence.repeat(2));
-    let media_base = media_server(media.path().to_path_buf()).await;
-    let receiver = Receiver::start(0).await;
-    let data = tempfile::tempdir().unwrap();
-    let server = Server::start_with(data.path(), env);
-    let client = reqwest::Client::new();
-
-    let job_id = new_job_id();
-    let body = json!({"job_id": job_id, "video_url": format!("{media_base}/talk.wav"),
-                      "fastapi_base_url": receiver.base_url(), "emotion_detection": false});
-    assert_eq!(submit(&client, &server, &body).await.0, 200);
-    let status_url = format!("{}/jobs/{job_id}", server.base);
-    let started = std::time::Instant::now();
-    while get_json(&client, &status_url).await["status"] != "processing" {
-        assert!(started.elapsed() < JOB_LIMIT, "the job never started");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    let release = block_store_writes(data.path());
+/// Runs a job of two sentences with the store's writes blocked for `blocked` from the moment it
+/// runs: it must still complete, with its result, and the backend must hear of it once.
+async fn completes_with_the_store_blocked(env: &[(&str, &str)], blocked: Duration) {
+    let job = RunningJob::start(2, env, 0).await;
+    let release = block_store_writes(job.data.path());
     let blocked_at = std::time::Instant::now();
     while blocked_at.elapsed() < blocked {
         // Reads still work: the job is neither lost nor ended while nothing can be stored.
-        let job = get_json(&client, &status_url).await;
+        let record = get_json(&job.client, &job.status_url).await;
         assert!(
-            job["status"] == "processing" || job["status"] == "queued",
-            "{job}"
+            record["status"] == "processing" || record["status"] == "queued",
+            "{record}"
         );
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
     drop(release);
-    let job = wait_for_end(&client, &server.base, &job_id, JOB_LIMIT).await;
-    let result = get_json(&client, &format!("{status_url}/result")).await;
-    tokio::time::sleep(Duration::from_millis(500)).await;
-    let completions = receiver
-        .accepted()
-        .iter()
-        .filter(|c| c["status"] == "completed")
-        .count();
-    (job, result, completions)
+    let (record, result) = job.end(&job.server).await;
+    assert_eq!(record["status"], "completed", "{record}");
+    assert!(
+        !result["result"]["segments"].as_array().unwrap().is_empty(),
+        "{result}"
+    );
+    assert_eq!(job.completions().await, 1);
 }
 
 #[tokio::test]
 async fn a_store_that_cannot_be_written_for_a_while_loses_no_result() {
     // The worker keeps retrying the write of the outcome until the store takes it.
-    let (job, result, completions) =
-        run_with_the_store_blocked(&[("ECG_STORE_RETRY_SECS", "60")], Duration::from_secs(12))
-            .await;
-    assert_eq!(job["status"], "completed", "{job}");
-    assert!(
-        !result["result"]["segments"].as_array().unwrap().is_empty(),
-        "{result}"
-    );
-    assert_eq!(completions, 1);
+    completes_with_the_store_blocked(&[("ECG_STORE_RETRY_SECS", "60")], Duration::from_secs(12))
+        .await;
 }
 
 #[tokio::test]
 async fn a_store_that_stays_unwritable_gets_the_job_queued_again_not_stranded() {
     // Past its retries the worker hands the job back to the queue, which offers it again
     // until the store takes writes; then it runs to the end, and the backend hears once.
-    let (job, result, completions) =
-        run_with_the_store_blocked(&[("ECG_STORE_RETRY_SECS", "2")], Duration::from_secs(15)).await;
-    assert_eq!(job["status"], "completed", "{job}");
-    assert!(
-        !result["result"]["segments"].as_array().unwrap().is_empty(),
-        "{result}"
-    );
-    assert_eq!(completions, 1);
+    completes_with_the_store_blocked(&[("ECG_STORE_RETRY_SECS", "2")], Duration::from_secs(15))
+        .await;
 }
 
 #[tokio::test]
 async fn a_job_cut_off_by_the_grace_period_runs_again_after_the_restart() {
-    let media = tempfile::tempdir().unwrap();
-    let sentence = "The committee met on Tuesday to review the budget for the coming year. ";
     // Long enough that its transcription outlasts the grace period several times over.
-    speech_wav(&media.path().join("long.wav"), &sentence.repeat(24));
-    let media_base = media_server(media.path().to_path_buf()).await;
-    let receiver = Receiver::start(0).await;
-    let data = tempfile::tempdir().unwrap();
-    let mut server = Server::start_with(data.path(), &[("ECG_SHUTDOWN_GRACE_SECS", "1")]);
-    let client = reqwest::Client::new();
-
-    let job_id = new_job_id();
-    let body = json!({"job_id": job_id, "video_url": format!("{media_base}/long.wav"),
-                      "fastapi_base_url": receiver.base_url(), "emotion_detection": false});
-    assert_eq!(submit(&client, &server, &body).await.0, 200);
-    let status_url = format!("{}/jobs/{job_id}", server.base);
-    let started = std::time::Instant::now();
-    while get_json(&client, &status_url).await["progress"].as_u64() < Some(60) {
-        assert!(started.elapsed() < JOB_LIMIT, "transcription never started");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    let stop = std::process::Command::new("kill")
-        .args(["-TERM", &server.pid().to_string()])
-        .status()
-        .unwrap();
-    assert!(stop.success());
+    let mut job = RunningJob::start(24, &[("ECG_SHUTDOWN_GRACE_SECS", "1")], 60).await;
+    job.stop_server();
     // The transcription in flight cannot be interrupted, but it does not hold up the exit.
     assert!(
-        server.exits_within(Duration::from_secs(10)).await,
+        job.server.exits_within(Duration::from_secs(10)).await,
         "the shutdown is not bounded"
     );
-    let server = Server::start(data.path());
-    let job = wait_for_end(&client, &server.base, &job_id, JOB_LIMIT).await;
-    assert_eq!(job["status"], "completed", "{job}");
-    tokio::time::sleep(Duration::from_millis(500)).await;
-    let completions = receiver
-        .accepted()
-        .iter()
-        .filter(|c| c["status"] == "completed")
-        .count();
-    assert_eq!(completions, 1);
+    let restarted = Server::start(job.data.path());
+    let (record, _) = job.end(&restarted).await;
+    assert_eq!(record["status"], "completed", "{record}");
+    assert_eq!(job.completions().await, 1);
 }

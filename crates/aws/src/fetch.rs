@@ -15,7 +15,7 @@ use ecg_core::request::MediaSource;
 use ecg_core::retry::AttemptError;
 use percent_encoding::percent_decode_str;
 use tokio::io::{AsyncWriteExt, BufWriter};
-use tracing::{Instrument, info, warn};
+use tracing::{Instrument, info};
 use url::Url;
 
 /// Write buffer: a tokio file write is a blocking-pool round trip, so chunks are batched.
@@ -60,9 +60,8 @@ impl S3Fetcher {
     /// Downloads the object to `dest`, retrying transient failures; a failed download leaves no file.
     async fn download(&self, bucket: &str, key: &str, dest: &Path) -> Result<(), FetchError> {
         let shown = format!("s3://{bucket}/{key}");
-        let policy = self.limits.retry_policy();
-        let attempts = policy
-            .run(|attempt| {
+        self.limits
+            .download(&shown, dest, |attempt| {
                 let shown = &shown;
                 async move {
                     let bytes = self.attempt(bucket, key, dest, shown).await?;
@@ -70,28 +69,8 @@ impl S3Fetcher {
                     Ok(())
                 }
             })
-            .instrument(tracing::info_span!("fetch", source = %shown));
-        let error = match tokio::time::timeout(self.limits.total_timeout, attempts).await {
-            Ok(Ok(())) => return Ok(()),
-            Ok(Err(gave_up)) => FetchError {
-                message: if gave_up.attempts > 1 {
-                    format!("{} (after {} attempts)", gave_up.message, gave_up.attempts)
-                } else {
-                    gave_up.message
-                },
-                transient: gave_up.transient,
-            },
-            Err(_) => FetchError::transient(format!(
-                "download of {shown} did not finish within {}s",
-                self.limits.total_timeout.as_secs_f64()
-            )),
-        };
-        if let Err(e) = tokio::fs::remove_file(dest).await
-            && e.kind() != std::io::ErrorKind::NotFound
-        {
-            warn!(dest = %dest.display(), error = %e, "cannot remove a partial download");
-        }
-        Err(error)
+            .instrument(tracing::info_span!("fetch", source = %shown))
+            .await
     }
 
     async fn attempt(

@@ -165,6 +165,43 @@ impl FetchLimits {
             cap: self.max_delay,
         }
     }
+
+    /// One download of `shown` into `dest`: `attempt(n)` under the retry policy and the total
+    /// timeout. A failed download leaves no file behind.
+    pub async fn download<F, Fut>(
+        &self,
+        shown: &str,
+        dest: &Path,
+        attempt: F,
+    ) -> Result<(), FetchError>
+    where
+        F: FnMut(u32) -> Fut,
+        Fut: std::future::Future<Output = Result<(), crate::retry::AttemptError>>,
+    {
+        let policy = self.retry_policy();
+        let attempts = policy.run(attempt);
+        let error = match tokio::time::timeout(self.total_timeout, attempts).await {
+            Ok(Ok(())) => return Ok(()),
+            Ok(Err(gave_up)) => FetchError {
+                message: if gave_up.attempts > 1 {
+                    format!("{} (after {} attempts)", gave_up.message, gave_up.attempts)
+                } else {
+                    gave_up.message
+                },
+                transient: gave_up.transient,
+            },
+            Err(_) => FetchError::transient(format!(
+                "download of {shown} did not finish within {}s",
+                self.total_timeout.as_secs_f64()
+            )),
+        };
+        if let Err(e) = tokio::fs::remove_file(dest).await
+            && e.kind() != std::io::ErrorKind::NotFound
+        {
+            tracing::warn!(dest = %dest.display(), error = %e, "cannot remove a partial download");
+        }
+        Err(error)
+    }
 }
 
 /// Brings media to a local file.

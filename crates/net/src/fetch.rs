@@ -72,32 +72,11 @@ impl HttpFetcher {
         let shown_url = shown(url);
         guard::check_url(url, self.config.allow_local)
             .map_err(|e| FetchError::permanent(format!("{e} ({shown_url})")))?;
-        let policy = self.config.limits.retry_policy();
-        let attempts = policy
-            .run(|attempt| self.attempt(url, dest, attempt))
-            .instrument(tracing::info_span!("fetch", url = %shown_url));
-        let outcome = timeout(self.config.limits.total_timeout, attempts).await;
-        let error = match outcome {
-            Ok(Ok(())) => return Ok(()),
-            Ok(Err(gave_up)) => FetchError {
-                message: if gave_up.attempts > 1 {
-                    format!("{} (after {} attempts)", gave_up.message, gave_up.attempts)
-                } else {
-                    gave_up.message
-                },
-                transient: gave_up.transient,
-            },
-            Err(_) => FetchError::transient(format!(
-                "download of {shown_url} did not finish within {}s",
-                self.config.limits.total_timeout.as_secs_f64()
-            )),
-        };
-        if let Err(e) = tokio::fs::remove_file(dest).await
-            && e.kind() != std::io::ErrorKind::NotFound
-        {
-            tracing::warn!(dest = %dest.display(), error = %e, "cannot remove a partial download");
-        }
-        Err(error)
+        self.config
+            .limits
+            .download(&shown_url, dest, |attempt| self.attempt(url, dest, attempt))
+            .instrument(tracing::info_span!("fetch", url = %shown_url))
+            .await
     }
 
     async fn attempt(&self, url: &Url, dest: &Path, attempt: u32) -> Result<(), AttemptError> {
