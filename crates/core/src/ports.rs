@@ -124,6 +124,10 @@ pub trait JobQueue: Send + Sync {
     /// another worker on shutdown, or later when the job store is failing.
     async fn release(&self, lease: &Lease, after: Duration) -> Result<(), BackendError>;
 
+    /// Messages a worker could lease now: neither leased nor handed back with a delay still to
+    /// run (SQS: `ApproximateNumberOfMessages`).
+    async fn depth(&self) -> Result<u64, BackendError>;
+
     async fn ping(&self) -> Result<(), BackendError>;
 }
 
