@@ -11,6 +11,7 @@ use aws_sdk_s3::Client;
 use aws_sdk_s3::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
 use aws_sdk_s3::operation::get_object::GetObjectError;
 use ecg_core::error::FetchError;
+use ecg_core::metrics::count_download;
 use ecg_core::ports::BlobFetcher;
 use ecg_core::request::MediaSource;
 use percent_encoding::percent_decode_str;
@@ -149,6 +150,7 @@ impl BlobFetcher for S3Fetcher {
         let (bucket, key) = match source {
             MediaSource::S3 { bucket, key } => {
                 if !self.may_read(bucket) {
+                    count_download("s3", "refused");
                     return Err(FetchError::permanent(format!(
                         "{source}: only objects of the media bucket may be read"
                     )));
@@ -161,8 +163,16 @@ impl BlobFetcher for S3Fetcher {
             },
             MediaSource::File { .. } => return self.inner.fetch(source, dest).await,
         };
-        self.download(&bucket, &key, dest).await?;
-        Ok(dest.to_path_buf())
+        let downloaded = self.download(&bucket, &key, dest).await;
+        count_download(
+            "s3",
+            if downloaded.is_ok() {
+                "completed"
+            } else {
+                "failed"
+            },
+        );
+        downloaded.map(|()| dest.to_path_buf())
     }
 }
 

@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use ecg_core::error::FetchError;
+use ecg_core::metrics;
 use ecg_core::ports::BlobFetcher;
 use ecg_core::request::MediaSource;
 use reqwest::ClientBuilder;
@@ -86,8 +87,10 @@ impl HttpFetcher {
     /// Downloads `url` to `dest`, retrying transient failures; a failed download leaves no file.
     async fn download(&self, url: &Url, dest: &Path) -> Result<(), FetchError> {
         let shown_url = shown(url);
-        guard::check_url(url, self.config.allow_local)
-            .map_err(|e| FetchError::permanent(format!("{e} ({shown_url})")))?;
+        if let Err(e) = guard::check_url(url, self.config.allow_local) {
+            count_download("refused");
+            return Err(FetchError::permanent(format!("{e} ({shown_url})")));
+        }
         let policy = RetryPolicy {
             retries: self.config.retries,
             base: self.config.base_delay,
@@ -97,6 +100,11 @@ impl HttpFetcher {
             .run(|attempt| self.attempt(url, dest, attempt))
             .instrument(tracing::info_span!("fetch", url = %shown_url));
         let outcome = timeout(self.config.total_timeout, attempts).await;
+        count_download(match &outcome {
+            Ok(Ok(())) => "completed",
+            Ok(Err(_)) => "failed",
+            Err(_) => "timed_out",
+        });
         let error = match outcome {
             Ok(Ok(())) => return Ok(()),
             Ok(Err(gave_up)) => FetchError {
@@ -181,6 +189,10 @@ impl HttpFetcher {
         tracing::info!(attempt, bytes = received, "download complete");
         Ok(())
     }
+}
+
+fn count_download(outcome: &'static str) {
+    metrics::count_download("http", outcome);
 }
 
 #[async_trait]
