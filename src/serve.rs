@@ -33,6 +33,7 @@ pub async fn run(models: ModelArgs, decode: &DecodeArgs, args: ServeArgs) -> any
         .map_err(|e| anyhow::anyhow!("{e}"))?;
     let store: Arc<dyn JobStore> = Arc::new(SqliteJobStore::open(&args.data_dir)?);
     let queue: Arc<dyn JobQueue> = Arc::new(InProcessQueue::new());
+    let metrics = ecg_app::MetricsExporter::install(Arc::clone(&queue))?;
     let notifier = WebhookNotifier::new(args.callbacks.notifier_config(allow_local))?;
     let fetcher =
         HttpFetcher::new(args.downloads.fetch_config()).context("cannot build the HTTP client")?;
@@ -70,6 +71,7 @@ pub async fn run(models: ModelArgs, decode: &DecodeArgs, args: ServeArgs) -> any
             api_token,
             ..ApiConfig::default()
         }),
+        metrics: Some(Arc::new(metrics)),
     };
     let listener = tokio::net::TcpListener::bind((args.host, args.port))
         .await

@@ -7,7 +7,9 @@ use std::time::Duration;
 
 use anyhow::Context;
 use clap::Parser;
-use ecg_app::{CallbackArgs, DecodeArgs, DownloadArgs, ModelArgs, WorkerArgs};
+use ecg_app::{
+    CallbackArgs, DecodeArgs, DownloadArgs, MetricsArgs, MetricsExporter, ModelArgs, WorkerArgs,
+};
 use ecg_aws::{AwsClients, AwsConfig, SqsQueue};
 use ecg_core::ports::{BlobFetcher, JobMessage, JobQueue, JobStore};
 use ecg_core::telemetry::LogReader;
@@ -35,6 +37,8 @@ struct Cli {
     decode: DecodeArgs,
     #[command(flatten)]
     worker: WorkerArgs,
+    #[command(flatten)]
+    metrics: MetricsArgs,
     /// Seconds a leased message stays hidden; renewed by a heartbeat at a third of it.
     #[arg(long, env = "ECG_LEASE_SECS", default_value_t = 120)]
     lease_secs: u64,
@@ -60,6 +64,13 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
     let lease = Duration::from_secs(cli.lease_secs.max(3));
     let store: Arc<dyn JobStore> = Arc::new(cli.aws.job_store(&clients));
     let queue: Arc<dyn JobQueue> = Arc::new(cli.aws.job_queue(&clients, Some(lease)));
+    // Bound before the models load: a taken port fails the start at once, and the models'
+    // load times are recorded.
+    let metrics_addr = cli.metrics.metrics_addr;
+    let metrics_listener = tokio::net::TcpListener::bind(metrics_addr)
+        .await
+        .with_context(|| format!("cannot listen for metrics on {metrics_addr}"))?;
+    let metrics = MetricsExporter::install(Arc::clone(&queue))?;
     let fetch = cli.downloads.fetch_config();
     let http = Arc::new(HttpFetcher::new(fetch.clone()).context("cannot build the HTTP client")?);
     let fetcher: Arc<dyn BlobFetcher> =
@@ -86,6 +97,11 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             store_retry: cli.worker.store_retry(),
             ..RunnerConfig::default()
         },
+    });
+    tokio::spawn(async move {
+        if let Err(e) = ecg_app::serve_metrics(metrics_listener, Arc::new(metrics)).await {
+            error!(error = %e, "the metrics listener stopped");
+        }
     });
     let shutdown = CancellationToken::new();
     if let Some(dlq) = cli.aws.dead_letter_queue(&clients) {

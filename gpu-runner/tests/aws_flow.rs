@@ -54,6 +54,7 @@ impl Cloud {
                 },
                 ..ApiConfig::default()
             }),
+            metrics: None,
         };
         let api = format!("http://{}", serve(ecg_api::router(state)).await);
         Self {
@@ -204,6 +205,8 @@ impl RunnerProcess {
             .env("ECG_WORKERS", workers.to_string())
             .env("ECG_LEASE_SECS", LEASE_SECS)
             .env("ECG_SHUTDOWN_GRACE_SECS", "1")
+            // Several runners at once: each on a port of its own.
+            .env("ECG_METRICS_ADDR", "127.0.0.1:0")
             .env("RUST_LOG", "info")
             .env("TMPDIR", cloud.scratch.path())
             .stdin(Stdio::null())

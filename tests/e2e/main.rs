@@ -6,10 +6,13 @@
 
 #[path = "../common/mod.rs"]
 mod common;
+mod metrics;
 
 use std::time::Duration;
 
 use serde_json::{Value, json};
+
+use metrics::Metrics;
 
 use common::{
     Receiver, Server, get_json, media_server, signed_correctly, speech_wav, wait_for_callbacks,
@@ -343,15 +346,7 @@ async fn an_undelivered_result_is_reported_by_the_job_status() {
     assert_eq!(submit(&client, &server, &body).await.0, 200);
     let job = wait_for_end(&client, &server.base, &job_id, JOB_LIMIT).await;
     assert_eq!(job["error_code"], "DOWNLOAD_ERROR", "{job}");
-    let started = std::time::Instant::now();
-    let job = loop {
-        let job = get_json(&client, &format!("{}/jobs/{job_id}", server.base)).await;
-        let delivery = job["notification"]["delivery"].as_str().unwrap_or_default();
-        if !matches!(delivery, "pending" | "sending") || started.elapsed() > JOB_LIMIT {
-            break job;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    };
+    let job = wait_for_delivery(&client, &server, &job_id).await;
     assert_eq!(job["notification"]["delivery"], "failed", "{job}");
     let error = job["notification"]["error"].as_str().unwrap();
     assert!(
@@ -360,6 +355,45 @@ async fn an_undelivered_result_is_reported_by_the_job_status() {
     );
     let attempts = receiver.all().len();
     assert_eq!(attempts, 2, "{:?}", receiver.all());
+
+    let metrics = Metrics::scrape(&client, &server).await;
+    let value = |name: &str, labels: &[(&str, &str)]| metrics.value(name, labels);
+    assert_eq!(value("ecg_jobs_total", &[("outcome", "failed")]), Some(1.0));
+    assert_eq!(
+        value("ecg_jobs_total", &[("outcome", "completed")]),
+        Some(0.0)
+    );
+    let download = [("source", "http"), ("outcome", "failed")];
+    assert_eq!(value("ecg_downloads_total", &download), Some(1.0));
+    let refused = [("kind", "terminal"), ("outcome", "http_error")];
+    assert_eq!(value("ecg_callback_attempts_total", &refused), Some(2.0));
+    let failed = [("kind", "terminal"), ("outcome", "failed")];
+    assert_eq!(value("ecg_callbacks_total", &failed), Some(1.0));
+    let fetched = [("stage", "fetch")];
+    assert_eq!(
+        value("ecg_stage_duration_seconds_count", &fetched),
+        Some(1.0)
+    );
+    let decoded = [("stage", "decode")];
+    assert_eq!(
+        value("ecg_stage_duration_seconds_count", &decoded),
+        None,
+        "no media, no decoding"
+    );
+}
+
+/// Polls `GET /jobs/{id}` of an ended job until its terminal callback has been delivered or
+/// given up on.
+async fn wait_for_delivery(client: &reqwest::Client, server: &Server, job_id: &str) -> Value {
+    let started = std::time::Instant::now();
+    loop {
+        let job = get_json(client, &format!("{}/jobs/{job_id}", server.base)).await;
+        let delivery = job["notification"]["delivery"].as_str().unwrap_or_default();
+        if !matches!(delivery, "pending" | "sending") || started.elapsed() > JOB_LIMIT {
+            return job;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
 }
 
 #[tokio::test]

@@ -2,7 +2,8 @@
 //! `ecg serve` serves it with `axum::serve`; the Lambda function hands it to `lambda_http`.
 //!
 //! Layout: [`state`] (what handlers share), [`error`] (the only place HTTP statuses are chosen),
-//! [`routes`] (the handlers), [`auth`] (the bearer token). Knows the core's ports, never their
+//! [`routes`] (the handlers, and the `/metrics` route the GPU runner serves alone), [`auth`] (the
+//! bearer token). Knows the core's ports, never their
 //! adapters.
 
 pub mod auth;
@@ -11,5 +12,5 @@ pub mod routes;
 pub mod state;
 
 pub use auth::ApiToken;
-pub use routes::router;
-pub use state::{ApiConfig, AppState};
+pub use routes::{metrics_routes, router};
+pub use state::{ApiConfig, AppState, MetricsSource};

@@ -26,7 +26,7 @@ use tower_http::trace::TraceLayer;
 
 use crate::auth::require_token;
 use crate::error::ApiError;
-use crate::state::AppState;
+use crate::state::{AppState, MetricsSource};
 
 /// The whole API.
 pub fn router(state: AppState) -> Router {
@@ -47,6 +47,11 @@ pub fn router(state: AppState) -> Router {
         .route("/jobs/{job_id}", get(job_status))
         .route("/jobs/{job_id}/result", get(job_result))
         .route("/jobs/{job_id}/preview", get(job_preview));
+    if let Some(source) = state.metrics.clone() {
+        // Behind the token like the jobs: job counts and memory are nobody else's business, and
+        // Prometheus sends a bearer token as readily as a probe does none.
+        guarded = guarded.merge(metrics_routes(source));
+    }
     if let Some(token) = state.config.api_token.clone() {
         // Before the body is read: a caller without the token cannot make us buffer anything.
         guarded = guarded.route_layer(middleware::from_fn_with_state(
@@ -62,6 +67,26 @@ pub fn router(state: AppState) -> Router {
         .layer(TraceLayer::new_for_http())
         .with_state(state)
 }
+
+/// `GET /metrics` alone, for `router` and for a worker without the API.
+pub fn metrics_routes<S>(source: Arc<dyn MetricsSource>) -> Router<S>
+where
+    S: Clone + Send + Sync + 'static,
+{
+    let render = move || {
+        let source = Arc::clone(&source);
+        async move {
+            (
+                [(header::CONTENT_TYPE, PROMETHEUS_TEXT)],
+                source.render().await,
+            )
+        }
+    };
+    Router::new().route("/metrics", get(render))
+}
+
+/// The content type of Prometheus' text exposition format.
+const PROMETHEUS_TEXT: &str = "text/plain; version=0.0.4; charset=utf-8";
 
 fn parse_json(body: &Bytes) -> Result<Value, ApiError> {
     serde_json::from_slice(body)
@@ -360,12 +385,23 @@ mod tests {
             queue: Arc::clone(&queue) as Arc<dyn JobQueue>,
             checks,
             config: Arc::new(config),
+            metrics: Some(Arc::new(OneSample)),
         };
         Fixture {
             _dir: dir,
             store,
             queue,
             app: router(state),
+        }
+    }
+
+    /// A metrics source whose text is one sample.
+    struct OneSample;
+
+    #[async_trait]
+    impl MetricsSource for OneSample {
+        async fn render(&self) -> String {
+            "ecg_jobs_running 0\n".to_owned()
         }
     }
 
@@ -685,6 +721,7 @@ mod tests {
             ("GET", "/jobs/550e8400-e29b-41d4-a716-446655440000"),
             ("GET", "/jobs/550e8400-e29b-41d4-a716-446655440000/result"),
             ("GET", "/jobs/550e8400-e29b-41d4-a716-446655440000/preview"),
+            ("GET", "/metrics"),
         ] {
             for authorization in refused {
                 let response = send(method, uri, authorization).await.unwrap();
@@ -713,6 +750,11 @@ mod tests {
             .await
             .unwrap();
         assert_eq!(response.status(), StatusCode::OK);
+        let response = send("GET", "/metrics", Some(&bearer)).await.unwrap();
+        assert_eq!(response.status(), StatusCode::OK);
+        assert_eq!(response.headers()[header::CONTENT_TYPE], PROMETHEUS_TEXT);
+        let bytes = response.into_body().collect().await.unwrap().to_bytes();
+        assert_eq!(bytes, "ecg_jobs_running 0\n");
         let response = send("GET", "/health", None).await.unwrap();
         assert_eq!(response.status(), StatusCode::OK);
     }

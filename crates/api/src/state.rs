@@ -3,6 +3,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use async_trait::async_trait;
 use ecg_core::ports::{HealthCheck, JobQueue, JobStore};
 use ecg_core::request::UrlPolicy;
 
@@ -37,6 +38,12 @@ impl Default for ApiConfig {
     }
 }
 
+/// The process' metrics for `GET /metrics`, in Prometheus' text exposition format.
+#[async_trait]
+pub trait MetricsSource: Send + Sync {
+    async fn render(&self) -> String;
+}
+
 /// Shared by every request.
 #[derive(Clone)]
 pub struct AppState {
@@ -45,4 +52,7 @@ pub struct AppState {
     /// Readiness checks beyond the store and the queue (e.g. models loaded).
     pub checks: Vec<Arc<dyn HealthCheck>>,
     pub config: Arc<ApiConfig>,
+    /// Served at `/metrics` when set. The Lambda function has none: a process that lives for a
+    /// few requests has nothing to scrape.
+    pub metrics: Option<Arc<dyn MetricsSource>>,
 }

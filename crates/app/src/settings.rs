@@ -1,5 +1,6 @@
 //! Settings shared by the binaries; each is a flag and an environment variable.
 
+use std::net::SocketAddr;
 use std::time::Duration;
 
 use clap::Args;
@@ -202,4 +203,13 @@ impl WorkerArgs {
     pub fn store_retry(&self) -> Duration {
         Duration::from_secs(self.store_retry_secs)
     }
+}
+
+/// Where a worker without the API serves `/metrics`.
+#[derive(Args, Debug, Clone)]
+pub struct MetricsArgs {
+    /// Address of the `/metrics` listener; it has no authentication, so it stays on loopback
+    /// unless only Prometheus can reach the address given.
+    #[arg(long, env = "ECG_METRICS_ADDR", default_value = "127.0.0.1:9108")]
+    pub metrics_addr: SocketAddr,
 }

@@ -1,12 +1,14 @@
 //! The pipeline's stages, loaded once per process and shared by every job.
 
 use std::sync::Arc;
+use std::time::Instant;
 
 use async_trait::async_trait;
 use ecg_audio::{AcousticAnalyzer, MediaDecoder};
 use ecg_core::audio::{Audio, TimeSpan};
 use ecg_core::contract::AnalysisResult;
 use ecg_core::error::StageError;
+use ecg_core::metrics::MODEL_LOAD;
 use ecg_core::pipeline::Pipeline;
 use ecg_core::ports::{BlobFetcher, HealthCheck};
 use ecg_core::request::SpeakerHint;
@@ -18,6 +20,12 @@ use ecg_speech::{SileroVad, WhisperTranscriber};
 
 use crate::settings::{DecodeArgs, ModelArgs};
 
+/// The model stages' names, in `/health` and in the model load metric.
+const SPEECH_RECOGNITION: &str = "speech_recognition";
+const VOICE_ACTIVITY: &str = "voice_activity";
+const SPEAKERS: &str = "speakers";
+const EMOTION: &str = "emotion";
+
 /// Builds the pipeline. A model that cannot load does not stop the process: its stage fails
 /// every job with MODEL_LOADING_ERROR and `/health` names it, until the operator fixes it.
 pub fn pipeline(
@@ -28,19 +36,19 @@ pub fn pipeline(
     Pipeline {
         fetcher,
         decoder: Arc::new(MediaDecoder::with_limits(decode.limits())),
-        voice: Arc::new(Loaded::from(
-            SileroVad::new(models.vad.clone()).map(Arc::new),
-        )),
-        diarizer: Arc::new(Loaded::from(
-            SpeakerDiarizer::new(models.diarize.clone()).map(Arc::new),
-        )),
-        transcriber: Arc::new(Loaded::from(
-            WhisperTranscriber::new(&models.asr).map(Arc::new),
-        )),
+        voice: Arc::new(load(VOICE_ACTIVITY, || {
+            SileroVad::new(models.vad.clone()).map(Arc::new)
+        })),
+        diarizer: Arc::new(load(SPEAKERS, || {
+            SpeakerDiarizer::new(models.diarize.clone()).map(Arc::new)
+        })),
+        transcriber: Arc::new(load(SPEECH_RECOGNITION, || {
+            WhisperTranscriber::new(&models.asr).map(Arc::new)
+        })),
         features: Arc::new(AcousticAnalyzer::new()),
-        emotion: Some(Arc::new(Loaded::from(ecg_emotion::emotion_from_config(
-            &models.emotion,
-        )))),
+        emotion: Some(Arc::new(load(EMOTION, || {
+            ecg_emotion::emotion_from_config(&models.emotion)
+        }))),
         scratch_dir: None,
     }
 }
@@ -52,18 +60,29 @@ pub fn health_checks(pipeline: &Pipeline) -> Vec<Arc<dyn HealthCheck>> {
     let voice = Arc::clone(&pipeline.voice);
     let diarizer = Arc::clone(&pipeline.diarizer);
     let mut checks: Vec<Arc<dyn HealthCheck>> = vec![
-        Arc::new(StageCheck::new("speech_recognition", move || {
+        Arc::new(StageCheck::new(SPEECH_RECOGNITION, move || {
             transcriber.readiness()
         })),
-        Arc::new(StageCheck::new("voice_activity", move || voice.readiness())),
-        Arc::new(StageCheck::new("speakers", move || diarizer.readiness())),
+        Arc::new(StageCheck::new(VOICE_ACTIVITY, move || voice.readiness())),
+        Arc::new(StageCheck::new(SPEAKERS, move || diarizer.readiness())),
     ];
     if let Some(emotion) = pipeline.emotion.clone() {
-        checks.push(Arc::new(StageCheck::new("emotion", move || {
+        checks.push(Arc::new(StageCheck::new(EMOTION, move || {
             emotion.readiness()
         })));
     }
     checks
+}
+
+/// Loads one model stage and records how long it took, failed loads included.
+fn load<T: ?Sized>(
+    model: &'static str,
+    load: impl FnOnce() -> Result<Arc<T>, StageError>,
+) -> Loaded<T> {
+    let started = Instant::now();
+    let loaded = load();
+    metrics::gauge!(MODEL_LOAD, "model" => model).set(started.elapsed().as_secs_f64());
+    Loaded::from(loaded)
 }
 
 /// A model stage, or the reason it failed to load.

@@ -10,6 +10,7 @@ use aws_sdk_s3::Client;
 use aws_sdk_s3::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
 use aws_sdk_s3::operation::get_object::GetObjectError;
 use ecg_core::error::FetchError;
+use ecg_core::metrics::count_download;
 use ecg_core::ports::{BlobFetcher, FetchLimits};
 use ecg_core::request::MediaSource;
 use ecg_core::retry::AttemptError;
@@ -61,7 +62,7 @@ impl S3Fetcher {
     async fn download(&self, bucket: &str, key: &str, dest: &Path) -> Result<(), FetchError> {
         let shown = format!("s3://{bucket}/{key}");
         self.limits
-            .download(&shown, dest, |attempt| {
+            .download("s3", &shown, dest, |attempt| {
                 let shown = &shown;
                 async move {
                     let bytes = self.attempt(bucket, key, dest, shown).await?;
@@ -136,6 +137,7 @@ impl BlobFetcher for S3Fetcher {
         let (bucket, key) = match source {
             MediaSource::S3 { bucket, key } => {
                 if !self.may_read(bucket) {
+                    count_download("s3", "refused");
                     return Err(FetchError::permanent(format!(
                         "{source}: only objects of the media bucket may be read"
                     )));

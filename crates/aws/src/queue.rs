@@ -159,6 +159,22 @@ impl JobQueue for SqsQueue {
         self.set_visibility(lease, after).await
     }
 
+    async fn depth(&self) -> Result<u64, BackendError> {
+        let visible = QueueAttributeName::ApproximateNumberOfMessages;
+        let answer = self
+            .client
+            .get_queue_attributes()
+            .queue_url(&self.url)
+            .attribute_names(visible.clone())
+            .send()
+            .await
+            .map_err(|e| backend_error("SQS GetQueueAttributes", &e))?;
+        answer
+            .attributes
+            .and_then(|attributes| attributes.get(&visible)?.parse().ok())
+            .ok_or_else(|| BackendError::new("SQS GetQueueAttributes: no message count"))
+    }
+
     async fn ping(&self) -> Result<(), BackendError> {
         self.client
             .get_queue_attributes()

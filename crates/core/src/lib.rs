@@ -10,6 +10,8 @@
 //! - [`audio`], [`stages`], [`pipeline`], [`assemble`]: the speech pipeline's data, stage traits and orchestration.
 //! - [`subtitles`]: SRT/VTT rendering; [`preview`]: the self-contained HTML preview page.
 //! - [`telemetry`]: logs shared by every binary.
+//! - [`metrics`]: the names, labels and buckets of the service's metrics (recorded through the
+//!   `metrics` facade; the binaries choose the exporter).
 //!
 //! This crate knows nothing of AWS, HTTP frameworks or native model runtimes: adapters implement its ports.
 
@@ -18,6 +20,7 @@ pub mod audio;
 pub mod contract;
 pub mod error;
 pub mod job;
+pub mod metrics;
 pub mod pipeline;
 pub mod ports;
 pub mod preview;

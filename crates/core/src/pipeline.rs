@@ -12,6 +12,7 @@ use crate::audio::Audio;
 use crate::contract::AnalysisResult;
 use crate::error::{PipelineError, StageError};
 use crate::job::{format_timestamp, round_ms};
+use crate::metrics::{REAL_TIME_FACTOR, STAGE_DURATION};
 use crate::ports::BlobFetcher;
 use crate::progress::Step;
 use crate::request::{JobSpec, Language};
@@ -122,7 +123,11 @@ impl Pipeline {
         }
 
         progress.reached(Step::Assembling).await;
-        result.metadata.processing_time = round_ms(started.elapsed().as_secs_f64());
+        let processing_s = started.elapsed().as_secs_f64();
+        if result.duration > 0.0 {
+            metrics::histogram!(REAL_TIME_FACTOR).record(processing_s / result.duration);
+        }
+        result.metadata.processing_time = round_ms(processing_s);
         result.metadata.processed_at = Some(format_timestamp(jiff::Timestamp::now()));
         Ok(result)
     }
@@ -145,11 +150,14 @@ impl Pipeline {
             )
         })?;
         let dest = scratch.path().join(spec.source.file_name());
+        let fetch_started = Instant::now();
         let media = self
             .fetcher
             .fetch(&spec.source, &dest)
             .instrument(info_span!("stage", name = "fetch"))
-            .await?;
+            .await;
+        record_stage("fetch", fetch_started);
+        let media = media?;
         progress.reached(Step::Downloaded).await;
         let decoder = Arc::clone(&self.decoder);
         let audio = blocking("decode", move || decoder.decode(&media)).await?;
@@ -167,13 +175,21 @@ where
 {
     let span = info_span!("stage", name = stage);
     let inner = span.clone();
-    tokio::task::spawn_blocking(move || inner.in_scope(work))
+    let started = Instant::now();
+    let done = tokio::task::spawn_blocking(move || inner.in_scope(work))
         .instrument(span)
-        .await
-        .map_err(|e| {
-            PipelineError::stage(stage, StageError::Processing(format!("stage crashed: {e}")))
-        })?
-        .map_err(|e| PipelineError::stage(stage, e))
+        .await;
+    record_stage(stage, started);
+    done.map_err(|e| {
+        PipelineError::stage(stage, StageError::Processing(format!("stage crashed: {e}")))
+    })?
+    .map_err(|e| PipelineError::stage(stage, e))
+}
+
+/// A stage's time counts whether it succeeded or not: a download that failed after its retries
+/// took that long all the same. A stage cut short by a cancelled job is not recorded.
+fn record_stage(stage: &'static str, started: Instant) {
+    metrics::histogram!(STAGE_DURATION, "stage" => stage).record(started.elapsed().as_secs_f64());
 }
 
 #[cfg(test)]

@@ -124,6 +124,10 @@ pub trait JobQueue: Send + Sync {
     /// another worker on shutdown, or later when the job store is failing.
     async fn release(&self, lease: &Lease, after: Duration) -> Result<(), BackendError>;
 
+    /// Messages a worker could lease now: neither leased nor handed back with a delay still to
+    /// run (SQS: `ApproximateNumberOfMessages`).
+    async fn depth(&self) -> Result<u64, BackendError>;
+
     async fn ping(&self) -> Result<(), BackendError>;
 }
 
@@ -166,10 +170,12 @@ impl FetchLimits {
         }
     }
 
-    /// One download of `shown` into `dest`: `attempt(n)` under the retry policy and the total
-    /// timeout. A failed download leaves no file behind.
+    /// One download of `shown` into `dest` from `source` (a metrics label: http, s3):
+    /// `attempt(n)` under the retry policy and the total timeout. A failed download leaves no
+    /// file behind.
     pub async fn download<F, Fut>(
         &self,
+        source: &'static str,
         shown: &str,
         dest: &Path,
         attempt: F,
@@ -180,7 +186,16 @@ impl FetchLimits {
     {
         let policy = self.retry_policy();
         let attempts = policy.run(attempt);
-        let error = match tokio::time::timeout(self.total_timeout, attempts).await {
+        let outcome = tokio::time::timeout(self.total_timeout, attempts).await;
+        crate::metrics::count_download(
+            source,
+            match &outcome {
+                Ok(Ok(())) => "completed",
+                Ok(Err(_)) => "failed",
+                Err(_) => "timed_out",
+            },
+        );
+        let error = match outcome {
             Ok(Ok(())) => return Ok(()),
             Ok(Err(gave_up)) => FetchError {
                 message: if gave_up.attempts > 1 {

@@ -125,6 +125,13 @@ impl JobQueue for InProcessQueue {
         Ok(())
     }
 
+    async fn depth(&self) -> Result<u64, BackendError> {
+        let now = Instant::now();
+        let state = self.state()?;
+        let due = state.delayed.iter().filter(|(at, _)| *at <= now).count();
+        Ok((state.ready.len() + due) as u64)
+    }
+
     async fn ping(&self) -> Result<(), BackendError> {
         self.state().map(drop)
     }
@@ -148,7 +155,13 @@ mod tests {
         );
         queue.enqueue(&a).await.unwrap();
         queue.enqueue(&b).await.unwrap();
+        assert_eq!(queue.depth().await.unwrap(), 2);
         let first = queue.lease(Duration::ZERO).await.unwrap().unwrap();
+        assert_eq!(
+            queue.depth().await.unwrap(),
+            1,
+            "a leased message is not waiting"
+        );
         assert_eq!((first.message.clone(), first.deliveries), (a.clone(), 1));
         queue.release(&first, Duration::ZERO).await.unwrap();
         let again = queue.lease(Duration::ZERO).await.unwrap().unwrap();
@@ -195,10 +208,12 @@ mod tests {
             .await
             .unwrap();
         assert!(queue.lease(Duration::ZERO).await.unwrap().is_none());
+        assert_eq!(queue.depth().await.unwrap(), 0, "not while its delay runs");
         // A lease waiting longer than the delay gets the message when it is due.
         let started = Instant::now();
         let again = queue.lease(Duration::from_secs(5)).await.unwrap().unwrap();
         assert!(started.elapsed() >= Duration::from_millis(250));
+        assert_eq!(queue.depth().await.unwrap(), 0);
         assert_eq!((again.message, again.deliveries), (message, 2));
     }
 }

@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use ecg_core::error::FetchError;
+use ecg_core::metrics;
 use ecg_core::ports::{BlobFetcher, FetchLimits};
 use ecg_core::request::MediaSource;
 use reqwest::ClientBuilder;
@@ -70,11 +71,15 @@ impl HttpFetcher {
     /// Downloads `url` to `dest`, retrying transient failures; a failed download leaves no file.
     async fn download(&self, url: &Url, dest: &Path) -> Result<(), FetchError> {
         let shown_url = shown(url);
-        guard::check_url(url, self.config.allow_local)
-            .map_err(|e| FetchError::permanent(format!("{e} ({shown_url})")))?;
+        if let Err(e) = guard::check_url(url, self.config.allow_local) {
+            metrics::count_download("http", "refused");
+            return Err(FetchError::permanent(format!("{e} ({shown_url})")));
+        }
         self.config
             .limits
-            .download(&shown_url, dest, |attempt| self.attempt(url, dest, attempt))
+            .download("http", &shown_url, dest, |attempt| {
+                self.attempt(url, dest, attempt)
+            })
             .instrument(tracing::info_span!("fetch", url = %shown_url))
             .await
     }

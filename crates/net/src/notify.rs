@@ -3,7 +3,8 @@
 use std::time::{Duration, SystemTime};
 
 use async_trait::async_trait;
-use ecg_core::contract::Callback;
+use ecg_core::contract::{Callback, CallbackStatus};
+use ecg_core::metrics::{CALLBACK_ATTEMPTS, CALLBACKS};
 use ecg_core::ports::{Notifier, NotifyError};
 use ecg_core::request::AllowedHosts;
 use hmac::{Hmac, Mac};
@@ -117,10 +118,10 @@ impl WebhookNotifier {
     async fn attempt(
         &self,
         url: &Url,
-        id: &str,
-        body: &[u8],
+        callback: &SerialisedCallback,
         attempt: u32,
     ) -> Result<(), AttemptError> {
+        let (id, body) = (callback.id.as_str(), callback.body.as_slice());
         let mut request = self
             .client
             .post(url.clone())
@@ -142,31 +143,31 @@ impl WebhookNotifier {
                 );
         }
         // Failures are logged by the retry loop, inside this callback's span.
-        let response = request.send().await.map_err(request_error)?;
+        let response = match request.send().await {
+            Ok(response) => response,
+            Err(e) => {
+                let outcome = if e.is_timeout() {
+                    "timeout"
+                } else {
+                    "connection_error"
+                };
+                count_attempt(callback.kind, outcome);
+                return Err(request_error(e));
+            }
+        };
         let status = response.status();
         tracing::info!(attempt, status = status.as_u16(), "callback response");
         if status.is_success() {
+            count_attempt(callback.kind, "delivered");
             Ok(())
         } else {
+            count_attempt(callback.kind, "http_error");
             Err(status_error(&response, format!("HTTP {status}")))
         }
     }
-}
 
-/// `{base}/api/upload-video/result`, whether or not `base` has a path prefix or a trailing slash.
-fn result_url(base: &Url) -> Option<Url> {
-    let mut url = base.clone();
-    url.path_segments_mut()
-        .ok()?
-        .pop_if_empty()
-        .extend(RESULT_PATH);
-    url.set_fragment(None);
-    Some(url)
-}
-
-#[async_trait]
-impl Notifier for WebhookNotifier {
-    async fn send_unless(
+    /// Sends `callback` with retries; an error with no attempts means it was not sent at all.
+    async fn deliver(
         &self,
         base: &Url,
         callback: &Callback,
@@ -191,20 +192,74 @@ impl Notifier for WebhookNotifier {
             return Err(gave_up(target, 0, why));
         }
         // Serialised once: the signatures cover exactly the bytes every attempt sends.
-        let body = serde_json::to_vec(callback)
-            .map_err(|e| gave_up(target.clone(), 0, format!("cannot serialise: {e}")))?;
+        let serialised = SerialisedCallback {
+            id: callback.id(),
+            kind: kind_of(callback),
+            body: serde_json::to_vec(callback)
+                .map_err(|e| gave_up(target.clone(), 0, format!("cannot serialise: {e}")))?,
+        };
         let span = tracing::info_span!(
             "callback",
             job_id = %callback.job_id,
             callback_status = ?callback.status,
             target = %target
         );
-        let id = callback.id();
         self.retry_policy()
-            .run_unless(|n| self.attempt(&url, &id, &body, n), superseded)
+            .run_unless(|n| self.attempt(&url, &serialised, n), superseded)
             .instrument(span)
             .await
             .map_err(|e| gave_up(target, e.attempts, e.message))
+    }
+}
+
+/// A callback as every attempt sends it.
+struct SerialisedCallback {
+    /// [`Callback::id`], the same on every retry.
+    id: String,
+    kind: &'static str,
+    body: Vec<u8>,
+}
+
+/// The `kind` label of the callback metrics.
+fn kind_of(callback: &Callback) -> &'static str {
+    match callback.status {
+        CallbackStatus::Processing => "progress",
+        CallbackStatus::Completed | CallbackStatus::Failed => "terminal",
+    }
+}
+
+fn count_attempt(kind: &'static str, outcome: &'static str) {
+    metrics::counter!(CALLBACK_ATTEMPTS, "kind" => kind, "outcome" => outcome).increment(1);
+}
+
+/// `{base}/api/upload-video/result`, whether or not `base` has a path prefix or a trailing slash.
+fn result_url(base: &Url) -> Option<Url> {
+    let mut url = base.clone();
+    url.path_segments_mut()
+        .ok()?
+        .pop_if_empty()
+        .extend(RESULT_PATH);
+    url.set_fragment(None);
+    Some(url)
+}
+
+#[async_trait]
+impl Notifier for WebhookNotifier {
+    async fn send_unless(
+        &self,
+        base: &Url,
+        callback: &Callback,
+        superseded: &(dyn Fn() -> bool + Send + Sync),
+    ) -> Result<(), NotifyError> {
+        let sent = self.deliver(base, callback, superseded).await;
+        let outcome = match &sent {
+            Ok(()) => "delivered",
+            Err(e) if e.attempts == 0 => "refused",
+            Err(_) => "failed",
+        };
+        metrics::counter!(CALLBACKS, "kind" => kind_of(callback), "outcome" => outcome)
+            .increment(1);
+        sent
     }
 }
 

@@ -14,6 +14,7 @@ use async_trait::async_trait;
 use ecg_core::contract::{Callback, CallbackStatus};
 use ecg_core::error::ErrorCode;
 use ecg_core::job::{Delivery, JobId, JobRecord, JobStatus, Outcome};
+use ecg_core::metrics::{JOBS, JOBS_RUNNING};
 use ecg_core::pipeline::{Pipeline, ProgressSink};
 use ecg_core::ports::{BackendError, JobQueue, JobStore, Lease, Notifier};
 use ecg_core::progress::Step;
@@ -254,6 +255,7 @@ impl Runner {
             return Ok(());
         };
         info!(source = %record.spec.source, language = %record.spec.language, "job started");
+        let _running = RunningJob::count();
         let sink = JobProgress {
             runner: self,
             id,
@@ -284,6 +286,7 @@ impl Runner {
         match finished {
             Some(done) => {
                 info!(status = done.status.as_str(), processing_time = ?done.processing_time(jiff::Timestamp::now()), "job ended");
+                metrics::counter!(JOBS, "outcome" => done.status.as_str()).increment(1);
                 self.deliver_terminal(&done).await;
             }
             None => warn!("job was taken over by another attempt; dropping this outcome"),
@@ -377,6 +380,23 @@ impl Runner {
             .in_current_span(),
         );
         stop
+    }
+}
+
+/// Counts a job in [`JOBS_RUNNING`] until its outcome is stored and told: a job cut off by a
+/// shutdown is dropped mid-run, and leaves the count all the same.
+struct RunningJob;
+
+impl RunningJob {
+    fn count() -> Self {
+        metrics::gauge!(JOBS_RUNNING).increment(1.0);
+        Self
+    }
+}
+
+impl Drop for RunningJob {
+    fn drop(&mut self) {
+        metrics::gauge!(JOBS_RUNNING).decrement(1.0);
     }
 }
 

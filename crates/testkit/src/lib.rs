@@ -1,15 +1,16 @@
 //! Fixtures on 127.0.0.1 for black-box tests: a backend that records (and checks the signatures
 //! of) callbacks, a media server, speech made with espeak-ng, the real recordings `make testdata`
-//! provisions, and waits with limits. Shared by the root package's suites (e2e, hostile input,
+//! provisions, waits with limits, and scripts run with the project's Python. Shared by the root package's suites (e2e, hostile input,
 //! load, real speech), the diarization tests and the GPU runner's AWS flow tests.
 //! Failures panic: in a test, a broken fixture is a failed test.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::collections::BTreeMap;
+use std::io::Write;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -283,17 +284,7 @@ pub async fn wait_for_callbacks(receiver: &Receiver, count: usize, limit: Durati
 /// Runs a Python script with the project venv's python (`infra/python-env.sh`: numpy, onnx),
 /// failing the test when it fails.
 pub fn run_python(script: &Path, args: &[&Path]) {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
-    let venv = Command::new(root.join("infra/python-env.sh"))
-        .output()
-        .expect("infra/python-env.sh runs");
-    assert!(
-        venv.status.success(),
-        "infra/python-env.sh failed: {}",
-        String::from_utf8_lossy(&venv.stderr)
-    );
-    let python = String::from_utf8_lossy(&venv.stdout).trim().to_owned();
-    let run = Command::new(&python)
+    let run = Command::new(venv_python())
         .arg(script)
         .args(args)
         .output()
@@ -304,4 +295,44 @@ pub fn run_python(script: &Path, args: &[&Path]) {
         script.display(),
         String::from_utf8_lossy(&run.stderr)
     );
+}
+
+/// Runs a Python script with the project venv's python, `input` on its stdin; its stdout.
+/// Fails the test when the script fails.
+pub fn python_filter(script: &Path, input: &str) -> String {
+    let mut child = Command::new(venv_python())
+        .arg(script)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("the venv's python runs");
+    // Written from a thread of its own: a script that answers before reading everything cannot
+    // leave both sides waiting on full pipes.
+    let mut stdin = child.stdin.take().unwrap();
+    let input = input.to_owned();
+    let writer = std::thread::spawn(move || stdin.write_all(input.as_bytes()));
+    let run = child.wait_with_output().unwrap();
+    writer.join().unwrap().unwrap();
+    assert!(
+        run.status.success(),
+        "{} failed: {}",
+        script.display(),
+        String::from_utf8_lossy(&run.stderr)
+    );
+    String::from_utf8(run.stdout).unwrap()
+}
+
+/// The project venv's python, made or refreshed by `infra/python-env.sh`.
+fn venv_python() -> String {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let venv = Command::new(root.join("infra/python-env.sh"))
+        .output()
+        .expect("infra/python-env.sh runs");
+    assert!(
+        venv.status.success(),
+        "infra/python-env.sh failed: {}",
+        String::from_utf8_lossy(&venv.stderr)
+    );
+    String::from_utf8_lossy(&venv.stdout).trim().to_owned()
 }

@@ -61,6 +61,7 @@ async fn main() -> anyhow::Result<()> {
             transcribe_deadline: Duration::from_secs(cli.transcribe_deadline_secs),
             ..ApiConfig::default()
         }),
+        metrics: None,
     };
     let app = ecg_api::router(state);
     if std::env::var_os("AWS_LAMBDA_RUNTIME_API").is_some() {

@@ -20,9 +20,15 @@ async fn a_lease_hides_the_message_until_released_and_ack_removes_it() {
         job_id: JobId::new(),
     };
     queue.enqueue(&message).await.unwrap();
+    assert_eq!(queue.depth().await.unwrap(), 1);
 
     let first = queue.lease(WAIT).await.unwrap().unwrap();
     assert_eq!((&first.message, first.deliveries), (&message, 1));
+    assert_eq!(
+        queue.depth().await.unwrap(),
+        0,
+        "a leased message is not waiting"
+    );
     queue.extend(&first, LEASE).await.unwrap();
     assert!(
         queue.lease(WAIT).await.unwrap().is_none(),
