@@ -38,8 +38,9 @@ fn main() -> ExitCode {
             Command::Serve(args) => serve::run(cli.models, &cli.decode, *args).await,
         }
     });
-    // A transcription that a shutdown gave up on (its job is back in the queue) runs on a
-    // blocking thread that cannot be interrupted: it must not hold up the exit.
+    // A transcription that a shutdown gave up on (its job is back in the queue) is stopped, and
+    // does not hold up the exit.
+    ecg_app::abandon_inference();
     runtime.shutdown_timeout(ecg_app::EXIT_WAIT);
     match outcome {
         Ok(()) => ExitCode::SUCCESS,

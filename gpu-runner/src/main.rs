@@ -53,8 +53,9 @@ fn main() -> anyhow::Result<()> {
         .build()
         .context("cannot start the async runtime")?;
     let outcome = runtime.block_on(run(cli));
-    // A transcription that a shutdown gave up on (its job is back in the queue) runs on a
-    // blocking thread that cannot be interrupted: it must not hold up the exit.
+    // A transcription that a shutdown gave up on (its job is back in the queue) is stopped, and
+    // does not hold up the exit.
+    ecg_app::abandon_inference();
     runtime.shutdown_timeout(ecg_app::EXIT_WAIT);
     outcome
 }

@@ -80,10 +80,12 @@ impl Server {
 
     /// Waits up to `limit` for the process to end by itself; whether it did. Asynchronous, so
     /// that the test's own servers (the callback receiver) keep answering meanwhile.
+    /// Whether the process ends within `limit`; it must end cleanly (exit code 0, no signal).
     pub async fn exits_within(&mut self, limit: std::time::Duration) -> bool {
         let started = std::time::Instant::now();
         while started.elapsed() < limit {
-            if matches!(self.child.try_wait(), Ok(Some(_))) {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                assert!(status.success(), "ecg serve ended with {status}");
                 return true;
             }
             tokio::time::sleep(std::time::Duration::from_millis(100)).await;

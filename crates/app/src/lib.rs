@@ -12,5 +12,5 @@ mod stages;
 pub use exporter::{MetricsExporter, serve_metrics};
 pub use memory::limit_malloc_arenas;
 pub use settings::{CallbackArgs, DecodeArgs, DownloadArgs, MetricsArgs, ModelArgs, WorkerArgs};
-pub use shutdown::{EXIT_WAIT, cancel_on_signal};
+pub use shutdown::{EXIT_WAIT, abandon_inference, cancel_on_signal};
 pub use stages::{health_checks, pipeline};

@@ -5,8 +5,14 @@ use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
 /// How long the process waits at exit for work still running on the async runtime's threads
-/// once the worker has returned: its jobs are finished or released by then.
-pub const EXIT_WAIT: Duration = Duration::from_secs(1);
+/// once the worker has returned (its jobs are finished or released by then) and
+/// [`abandon_inference`] has told it to stop.
+pub const EXIT_WAIT: Duration = Duration::from_secs(5);
+
+/// Stops the model computations still running, before the process exits.
+pub fn abandon_inference() {
+    ecg_speech::abandon_transcriptions();
+}
 
 /// Cancels `shutdown` when a stop signal arrives; returns when it is cancelled either way.
 pub async fn cancel_on_signal(shutdown: CancellationToken) {

@@ -17,7 +17,7 @@ pub mod transcribe;
 pub mod vad;
 
 pub use models::model_dir;
-pub use transcribe::{AsrConfig, WhisperTranscriber, WordTiming};
+pub use transcribe::{AsrConfig, WhisperTranscriber, WordTiming, abandon_transcriptions};
 pub use vad::{SileroVad, VadConfig};
 
 use ecg_core::error::StageError;

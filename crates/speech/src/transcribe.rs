@@ -11,6 +11,7 @@ mod windows;
 mod words;
 
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
 use ecg_core::audio::{Audio, TimeSpan};
@@ -32,6 +33,16 @@ use words::{Token, Word};
 /// Whisper base, 8-bit quantized by `make models`: 12–23 % faster than f16 on the CPUs measured,
 /// at the same word error rate (BENCHMARKS.md).
 const DEFAULT_MODEL: &str = "base-q8_0";
+
+/// Set once the process gives up on the transcriptions still running (a shutdown past its grace
+/// period: their jobs are back in the queue). whisper.cpp polls it between graph computations.
+static ABANDONED: AtomicBool = AtomicBool::new(false);
+
+/// Stops every transcription in progress and any started later, for a process about to exit:
+/// a transcription still computing while the process tears down its native libraries crashes it.
+pub fn abandon_transcriptions() {
+    ABANDONED.store(true, Ordering::Relaxed);
+}
 
 /// A region without words shorter than this is taken as a cough or a noise, not skipped speech.
 const MIN_SKIPPED_REGION_S: f64 = 1.5;
@@ -301,6 +312,8 @@ impl WhisperTranscriber {
         params.set_print_realtime(false);
         params.set_print_special(false);
         params.set_print_timestamps(false);
+        // A closure without captures: whisper-rs hands the callback its closure by address.
+        params.set_abort_callback_safe(|| ABANDONED.load(Ordering::Relaxed));
         state.full(params, &window.samples).map_err(|e| match e {
             whisper_rs::WhisperError::NoSamples => {
                 Failure::Other(StageError::Processing("an empty window".into()))
