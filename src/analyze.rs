@@ -11,7 +11,7 @@ use ecg_core::job::JobId;
 use ecg_core::pipeline::ProgressSink;
 use ecg_core::preview::{PreviewMedia, media_type, render_preview};
 use ecg_core::progress::Step;
-use ecg_core::request::{JobSpec, UrlPolicy};
+use ecg_core::request::{JobSpec, MediaSource, UrlPolicy};
 use ecg_core::subtitles::{SubtitleFormat, render};
 use ecg_net::{FetchConfig, HttpFetcher};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
@@ -73,8 +73,8 @@ pub async fn run(models: ModelArgs, decode: &DecodeArgs, args: AnalyzeArgs) -> a
             let page_dir = output
                 .as_ref()
                 .map(|(_, path)| path.parent().unwrap_or(Path::new("")));
-            let media = preview_media(&args, page_dir)?;
-            render_preview(&result, &title(&args.input), media.as_ref())
+            let media = preview_media(&spec.source, args.embed_media_max_mb, page_dir)?;
+            render_preview(&result, &spec.source.file_name(), media.as_ref())
         }
     };
     match output {
@@ -103,26 +103,24 @@ const PATH_SEGMENT: &percent_encoding::AsciiSet = &percent_encoding::CONTROLS
     .add(b'/')
     .add(b'\\');
 
-/// The media for the preview page: inside it when small enough, else linked — a local file by
-/// its path relative to the page (`page_dir`; the working directory for stdout), a URL as is.
+/// The media for the preview page: a URL as is; a local file inside the page up to
+/// `embed_max_mb`, else linked by its path relative to the page (`page_dir`; the working
+/// directory for stdout).
 fn preview_media(
-    args: &AnalyzeArgs,
+    source: &MediaSource,
+    embed_max_mb: u64,
     page_dir: Option<&Path>,
 ) -> anyhow::Result<Option<PreviewMedia>> {
-    let Some(mime) = media_type(args.input.split(['?', '#']).next().unwrap_or_default()) else {
+    let MediaSource::File { path: input } = source else {
+        return Ok(PreviewMedia::from_url(source));
+    };
+    let Some(mime) = media_type(&source.file_name()) else {
         return Ok(None);
     };
-    if args.input.starts_with("http://") || args.input.starts_with("https://") {
-        return Ok(Some(PreviewMedia::Linked {
-            mime,
-            src: args.input.clone(),
-        }));
-    }
-    let input = Path::new(&args.input);
     let size = std::fs::metadata(input)
         .with_context(|| format!("cannot read {}", input.display()))?
         .len();
-    if size <= args.embed_media_max_mb.saturating_mul(1 << 20) {
+    if size <= embed_max_mb.saturating_mul(1 << 20) {
         let bytes =
             std::fs::read(input).with_context(|| format!("cannot read {}", input.display()))?;
         return Ok(Some(PreviewMedia::Embedded { mime, bytes }));
@@ -149,16 +147,6 @@ fn preview_media(
             .collect::<Vec<_>>()
             .join("/"),
     }))
-}
-
-/// The page's title: the input's file name.
-fn title(input: &str) -> String {
-    input
-        .split(['?', '#'])
-        .next()
-        .and_then(|p| p.rsplit('/').find(|s| !s.is_empty()))
-        .unwrap_or(input)
-        .to_owned()
 }
 
 fn config_language(args: &AnalyzeArgs) -> &'static str {

@@ -17,8 +17,8 @@ use ecg_core::contract::{
 use ecg_core::error::ErrorCode;
 use ecg_core::job::{JobId, JobRecord, JobStatus, Outcome, format_timestamp};
 use ecg_core::ports::{Created, JobMessage};
-use ecg_core::preview::{PreviewMedia, media_type, render_preview};
-use ecg_core::request::{JobSpec, MediaSource, ValidationError};
+use ecg_core::preview::{PreviewMedia, render_preview};
+use ecg_core::request::{JobSpec, ValidationError};
 use jiff::Timestamp;
 use serde_json::Value;
 use tower_http::cors::{AllowOrigin, CorsLayer};
@@ -316,30 +316,9 @@ async fn job_preview(
                 record.status.as_str()
             ))
         })?;
-    let (title, media) = match &record.spec.source {
-        MediaSource::Http { url } => {
-            let name = url
-                .path_segments()
-                .and_then(|mut s| s.next_back())
-                .filter(|s| !s.is_empty())
-                .unwrap_or(url.as_str())
-                .to_owned();
-            let media = media_type(&name).map(|mime| PreviewMedia::Linked {
-                mime,
-                src: url.to_string(),
-            });
-            (name, media)
-        }
-        MediaSource::S3 { key, .. } => (key.rsplit('/').next().unwrap_or(key).to_owned(), None),
-        MediaSource::File { path } => (
-            path.file_name().map_or_else(
-                || path.display().to_string(),
-                |n| n.to_string_lossy().into_owned(),
-            ),
-            None,
-        ),
-    };
-    Ok(Html(render_preview(result, &title, media.as_ref())).into_response())
+    let source = &record.spec.source;
+    let media = PreviewMedia::from_url(source);
+    Ok(Html(render_preview(result, &source.file_name(), media.as_ref())).into_response())
 }
 
 #[cfg(test)]

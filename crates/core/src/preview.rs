@@ -7,6 +7,7 @@
 use base64::Engine;
 
 use crate::contract::AnalysisResult;
+use crate::request::MediaSource;
 
 const PAGE: &str = include_str!("preview.html");
 
@@ -20,6 +21,17 @@ pub enum PreviewMedia {
 }
 
 impl PreviewMedia {
+    /// A URL source a browser can play as it is; other sources need the caller's file at hand.
+    pub fn from_url(source: &MediaSource) -> Option<Self> {
+        let MediaSource::Http { url } = source else {
+            return None;
+        };
+        media_type(&source.file_name()).map(|mime| PreviewMedia::Linked {
+            mime,
+            src: url.to_string(),
+        })
+    }
+
     fn element(&self) -> String {
         let (mime, src) = match self {
             PreviewMedia::Embedded { mime, bytes } => (
