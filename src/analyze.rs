@@ -7,34 +7,36 @@ use std::sync::Arc;
 use anyhow::Context;
 use async_trait::async_trait;
 use ecg_app::{DecodeArgs, ModelArgs};
+use ecg_core::contract::ProcessVideoRequest;
 use ecg_core::job::JobId;
 use ecg_core::pipeline::ProgressSink;
 use ecg_core::preview::{PreviewMedia, media_type, render_preview};
 use ecg_core::progress::Step;
-use ecg_core::request::{JobSpec, MediaSource, UrlPolicy};
+use ecg_core::request::{MediaSource, UrlPolicy};
 use ecg_core::subtitles::{SubtitleFormat, render};
 use ecg_net::{FetchConfig, HttpFetcher};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
-use serde_json::json;
 
 use crate::config::{AnalyzeArgs, OutputFormat};
 
 pub async fn run(models: ModelArgs, decode: &DecodeArgs, args: AnalyzeArgs) -> anyhow::Result<()> {
     // The same validation as the API, with local files and URLs allowed: this is the operator's machine.
-    let request = json!({
-        "job_id": JobId::new().to_string(),
-        "video_url": args.input,
-        "language": config_language(&args),
-        "emotion_detection": !args.no_emotion,
-        "num_speakers": args.num_speakers,
-        "min_speakers": args.min_speakers,
-        "max_speakers": args.max_speakers,
-    });
+    let request = ProcessVideoRequest {
+        job_id: Some(JobId::new().to_string()),
+        video_url: Some(args.input.clone()),
+        language: Some(config_language(&args).to_owned()),
+        emotion_detection: Some(!args.no_emotion),
+        num_speakers: args.num_speakers.map(i64::from),
+        min_speakers: args.min_speakers.map(i64::from),
+        max_speakers: args.max_speakers.map(i64::from),
+        ..ProcessVideoRequest::default()
+    };
     let policy = UrlPolicy {
         allow_local: true,
         ..UrlPolicy::default()
     };
-    let spec = JobSpec::parse_process_video(&request, &policy)
+    let spec = request
+        .validate(&policy)
         .map_err(|e| anyhow::anyhow!("invalid {e}"))?;
     // Where the output goes is checked before minutes of analysis: it is written to a temporary
     // file beside it and renamed into place, so a failed run leaves no half-written output.

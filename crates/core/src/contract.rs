@@ -7,34 +7,32 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::ErrorCode;
 
-fn default_true() -> bool {
-    true
-}
-fn default_language_auto() -> String {
-    "auto".to_owned()
-}
-fn default_language_en() -> String {
-    "en".to_owned()
-}
-fn default_max_workers() -> i64 {
-    4
-}
-
-/// `POST /api/upload-video/process-video` body, before validation (see [`crate::request`]).
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+/// `POST /api/upload-video/process-video` body, as sent. Every field is optional here and a
+/// `null` counts as absent: [`ProcessVideoRequest::validate`] names a missing required field,
+/// checks the rest and fills in the defaults (written there, once).
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct ProcessVideoRequest {
-    pub job_id: String,
-    pub video_url: String,
+    /// Required: a UUID chosen by the backend; the same id again is the same job.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub job_id: Option<String>,
+    /// Required: where the media is (`https://` or `s3://`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub video_url: Option<String>,
+    /// Where callbacks go; the configured backend URL when absent.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub fastapi_base_url: Option<String>,
-    #[serde(default = "default_true")]
-    pub enable_gpu: bool,
-    #[serde(default = "default_true")]
-    pub emotion_detection: bool,
-    #[serde(default = "default_language_auto")]
-    pub language: String,
-    #[serde(default = "default_max_workers")]
-    pub max_workers: i64,
+    /// Default true.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub enable_gpu: Option<bool>,
+    /// Default true.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub emotion_detection: Option<bool>,
+    /// Default "auto".
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub language: Option<String>,
+    /// 1–16, default 4.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_workers: Option<i64>,
     /// Additive: the exact number of speakers, when the caller knows it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub num_speakers: Option<i64>,
@@ -55,8 +53,9 @@ pub struct ProcessVideoResponse {
     pub estimated_time: u64,
 }
 
-/// `POST /transcribe` body, before validation.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+/// `POST /transcribe` body, as sent; [`TranscribeRequest::validate`] checks it. One of the three
+/// media fields is required; `audio_path` wins over `video_path`, then `video_url`.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct TranscribeRequest {
     #[serde(default)]
     pub video_path: Option<String>,
@@ -64,12 +63,22 @@ pub struct TranscribeRequest {
     pub audio_path: Option<String>,
     #[serde(default)]
     pub video_url: Option<String>,
-    #[serde(default = "default_true")]
-    pub enable_gpu: bool,
-    #[serde(default = "default_true")]
-    pub emotion_detection: bool,
-    #[serde(default = "default_language_en")]
-    pub language: String,
+    /// Default true.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub enable_gpu: Option<bool>,
+    /// Default true.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub emotion_detection: Option<bool>,
+    /// Default "en".
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub language: Option<String>,
+    /// Additive, as for `process-video`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub num_speakers: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub min_speakers: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_speakers: Option<i64>,
 }
 
 /// `POST /transcribe` answer.
@@ -356,11 +365,13 @@ mod tests {
     }
 
     #[test]
-    fn process_video_request_defaults() {
-        let r: ProcessVideoRequest =
-            serde_json::from_value(json!({"job_id": "x", "video_url": "y", "unknown": 1})).unwrap();
-        assert!(r.enable_gpu && r.emotion_detection);
-        assert_eq!((r.language.as_str(), r.max_workers), ("auto", 4));
+    fn unknown_fields_are_ignored_and_null_is_absent() {
+        let r: ProcessVideoRequest = serde_json::from_value(
+            json!({"job_id": "x", "video_url": "y", "unknown": 1, "language": null}),
+        )
+        .unwrap();
+        assert_eq!(r.language, None);
+        assert_eq!(r.enable_gpu, None);
     }
 
     #[test]
@@ -378,8 +389,6 @@ mod tests {
           },
           "processing_time": 32.1, "error": null, "error_code": null
         }));
-        let r: TranscribeRequest = serde_json::from_value(json!({})).unwrap();
-        assert_eq!(r.language, "en");
     }
 
     #[test]

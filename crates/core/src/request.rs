@@ -2,13 +2,16 @@
 
 use std::fmt;
 use std::net::IpAddr;
+use std::ops::RangeInclusive;
 use std::path::PathBuf;
 use std::str::FromStr;
 
+use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
-use serde_json::{Map, Value};
+use serde_json::Value;
 use url::{Host, Url};
 
+use crate::contract::{ProcessVideoRequest, TranscribeRequest};
 use crate::job::JobId;
 
 /// A request field that failed validation; answered with a 4xx naming the field.
@@ -367,41 +370,66 @@ pub struct JobSpec {
 }
 
 impl JobSpec {
-    /// Validates a `process-video` body. Unknown fields are ignored, as the original server did.
+    /// Validates a `process-video` body.
     pub fn parse_process_video(body: &Value, policy: &UrlPolicy) -> Result<Self, ValidationError> {
-        let obj = as_object(body)?;
-        let job_id_raw = required_str(obj, "job_id")?;
-        let job_id = JobId::parse(job_id_raw)
+        from_json::<ProcessVideoRequest>(body)?.validate(policy)
+    }
+
+    /// Validates a `/transcribe` body.
+    pub fn parse_transcribe(body: &Value, policy: &UrlPolicy) -> Result<Self, ValidationError> {
+        from_json::<TranscribeRequest>(body)?.validate(policy)
+    }
+}
+
+/// What a job gets where the request leaves a field out.
+const DEFAULT_ENABLE_GPU: bool = true;
+const DEFAULT_EMOTION_DETECTION: bool = true;
+const DEFAULT_MAX_WORKERS: u8 = 4;
+const MAX_WORKERS: RangeInclusive<u8> = 1..=16;
+const SPEAKER_COUNTS: RangeInclusive<u8> = 1..=32;
+
+impl ProcessVideoRequest {
+    /// The job this body asks for. Unknown fields were ignored, as the original server did.
+    pub fn validate(&self, policy: &UrlPolicy) -> Result<JobSpec, ValidationError> {
+        let job_id = JobId::parse(required("job_id", self.job_id.as_deref())?)
             .map_err(|_| ValidationError::new("job_id", "must be a UUID"))?;
-        let source = policy.media_source("video_url", required_str(obj, "video_url")?)?;
-        let callback_base = optional_str(obj, "fastapi_base_url")?
+        let source = policy.media_source(
+            "video_url",
+            required("video_url", self.video_url.as_deref())?,
+        )?;
+        let callback_base = text("fastapi_base_url", self.fastapi_base_url.as_deref())?
             .map(|raw| policy.callback_base("fastapi_base_url", raw))
             .transpose()?;
-        let max_workers = optional_int(obj, "max_workers")?.unwrap_or(4);
-        if !(1..=16).contains(&max_workers) {
-            return Err(ValidationError::new(
-                "max_workers",
-                "must be between 1 and 16",
-            ));
-        }
-        Ok(Self {
+        let max_workers = match self.max_workers {
+            None => DEFAULT_MAX_WORKERS,
+            Some(n) => u8::try_from(n)
+                .ok()
+                .filter(|n| MAX_WORKERS.contains(n))
+                .ok_or_else(|| ValidationError::new("max_workers", "must be between 1 and 16"))?,
+        };
+        Ok(JobSpec {
             job_id,
             source,
             callback_base,
-            enable_gpu: optional_bool(obj, "enable_gpu")?.unwrap_or(true),
-            emotion_detection: optional_bool(obj, "emotion_detection")?.unwrap_or(true),
-            language: optional_str(obj, "language")?.unwrap_or("auto").parse()?,
-            max_workers: u8::try_from(max_workers).unwrap_or(16),
-            speakers: speaker_hint(obj)?,
+            enable_gpu: self.enable_gpu.unwrap_or(DEFAULT_ENABLE_GPU),
+            emotion_detection: self.emotion_detection.unwrap_or(DEFAULT_EMOTION_DETECTION),
+            language: language(self.language.as_deref(), Language::Auto)?,
+            max_workers,
+            speakers: speaker_hint(self.num_speakers, self.min_speakers, self.max_speakers)?,
         })
     }
+}
 
-    /// Validates a `/transcribe` body: `audio_path` wins over `video_path`, then `video_url`.
-    pub fn parse_transcribe(body: &Value, policy: &UrlPolicy) -> Result<Self, ValidationError> {
-        let obj = as_object(body)?;
+impl TranscribeRequest {
+    /// The job this body asks for: `audio_path` wins over `video_path`, then `video_url`.
+    pub fn validate(&self, policy: &UrlPolicy) -> Result<JobSpec, ValidationError> {
         let mut chosen = None;
-        for field in ["audio_path", "video_path", "video_url"] {
-            if let Some(raw) = optional_str(obj, field)? {
+        for (field, value) in [
+            ("audio_path", &self.audio_path),
+            ("video_path", &self.video_path),
+            ("video_url", &self.video_url),
+        ] {
+            if let Some(raw) = text(field, value.as_deref())? {
                 chosen.get_or_insert((field, raw));
             }
         }
@@ -411,77 +439,68 @@ impl JobSpec {
                 "one of audio_path, video_path or video_url is required",
             ));
         };
-        Ok(Self {
+        Ok(JobSpec {
             job_id: JobId::new(),
             source: policy.media_source(field, raw)?,
             callback_base: None,
-            enable_gpu: optional_bool(obj, "enable_gpu")?.unwrap_or(true),
-            emotion_detection: optional_bool(obj, "emotion_detection")?.unwrap_or(true),
-            language: optional_str(obj, "language")?.unwrap_or("en").parse()?,
-            max_workers: 4,
-            speakers: speaker_hint(obj)?,
+            enable_gpu: self.enable_gpu.unwrap_or(DEFAULT_ENABLE_GPU),
+            emotion_detection: self.emotion_detection.unwrap_or(DEFAULT_EMOTION_DETECTION),
+            language: language(self.language.as_deref(), Language::En)?,
+            max_workers: DEFAULT_MAX_WORKERS,
+            speakers: speaker_hint(self.num_speakers, self.min_speakers, self.max_speakers)?,
         })
     }
 }
 
-fn as_object(body: &Value) -> Result<&Map<String, Value>, ValidationError> {
-    body.as_object()
-        .ok_or_else(|| ValidationError::new("body", "must be a JSON object"))
+/// A request body as its wire type; a field of the wrong type is refused by name.
+pub fn from_json<T: DeserializeOwned>(body: &Value) -> Result<T, ValidationError> {
+    serde_path_to_error::deserialize(body).map_err(|e| match e.path().iter().next() {
+        Some(serde_path_to_error::Segment::Map { key }) => {
+            ValidationError::new(key, e.inner().to_string())
+        }
+        _ => ValidationError::new("body", "must be a JSON object"),
+    })
 }
 
-fn required_str<'a>(obj: &'a Map<String, Value>, field: &str) -> Result<&'a str, ValidationError> {
-    optional_str(obj, field)?.ok_or_else(|| ValidationError::new(field, "is required"))
+fn required<'a>(field: &str, value: Option<&'a str>) -> Result<&'a str, ValidationError> {
+    text(field, value)?.ok_or_else(|| ValidationError::new(field, "is required"))
 }
 
-fn optional_str<'a>(
-    obj: &'a Map<String, Value>,
-    field: &str,
-) -> Result<Option<&'a str>, ValidationError> {
-    match obj.get(field) {
-        None | Some(Value::Null) => Ok(None),
-        Some(Value::String(s)) if s.chars().any(char::is_control) => Err(ValidationError::new(
+/// Text as it may reach logs, paths and callbacks: no control characters.
+fn text<'a>(field: &str, value: Option<&'a str>) -> Result<Option<&'a str>, ValidationError> {
+    match value {
+        Some(s) if s.chars().any(char::is_control) => Err(ValidationError::new(
             field,
             "must not contain control characters",
         )),
-        Some(Value::String(s)) => Ok(Some(s)),
-        Some(_) => Err(ValidationError::new(field, "must be a string")),
+        other => Ok(other),
     }
 }
 
-fn optional_bool(obj: &Map<String, Value>, field: &str) -> Result<Option<bool>, ValidationError> {
-    match obj.get(field) {
-        None | Some(Value::Null) => Ok(None),
-        Some(Value::Bool(b)) => Ok(Some(*b)),
-        Some(_) => Err(ValidationError::new(field, "must be a boolean")),
-    }
+fn language(value: Option<&str>, default: Language) -> Result<Language, ValidationError> {
+    text("language", value)?.map_or(Ok(default), str::parse)
 }
 
-fn optional_int(obj: &Map<String, Value>, field: &str) -> Result<Option<i64>, ValidationError> {
-    match obj.get(field) {
-        None | Some(Value::Null) => Ok(None),
-        Some(v) => v
-            .as_i64()
-            .map(Some)
-            .ok_or_else(|| ValidationError::new(field, "must be an integer")),
-    }
-}
-
-fn speaker_count(obj: &Map<String, Value>, field: &str) -> Result<Option<u8>, ValidationError> {
-    optional_int(obj, field)?
+fn speaker_count(field: &str, value: Option<i64>) -> Result<Option<u8>, ValidationError> {
+    value
         .map(|n| {
             u8::try_from(n)
                 .ok()
-                .filter(|n| (1..=32).contains(n))
+                .filter(|n| SPEAKER_COUNTS.contains(n))
                 .ok_or_else(|| ValidationError::new(field, "must be between 1 and 32"))
         })
         .transpose()
 }
 
-fn speaker_hint(obj: &Map<String, Value>) -> Result<SpeakerHint, ValidationError> {
+fn speaker_hint(
+    num: Option<i64>,
+    min: Option<i64>,
+    max: Option<i64>,
+) -> Result<SpeakerHint, ValidationError> {
     let hint = SpeakerHint {
-        num: speaker_count(obj, "num_speakers")?,
-        min: speaker_count(obj, "min_speakers")?,
-        max: speaker_count(obj, "max_speakers")?,
+        num: speaker_count("num_speakers", num)?,
+        min: speaker_count("min_speakers", min)?,
+        max: speaker_count("max_speakers", max)?,
     };
     if let (Some(min), Some(max)) = (hint.min, hint.max)
         && min > max
