@@ -6,7 +6,7 @@ MODEL_DIR ?= $(or $(ECG_MODEL_DIR),$(CURDIR)/models)
 export ECG_MODEL_DIR := $(MODEL_DIR)
 DEMO_VIDEO := data/demo/sample.mp4
 
-.PHONY: deps models testdata build demo test lint test-python test-rust test-template bench test-hostile load fuzz
+.PHONY: deps models testdata build demo test lint test-python test-rust test-template bench test-hostile load fuzz openapi
 
 ## System packages (apt) and the project's Python venv.
 deps:
@@ -48,6 +48,10 @@ test-hostile: models
 ## 100 concurrent jobs on one `ecg serve` (LOAD_JOBS, LOAD_WORKERS): time, peak RSS, leaks.
 load: models
 	cargo test --release --test load -- --ignored --nocapture
+
+## Rewrite docs/openapi.json from the code (a test fails while it is stale).
+openapi:
+	ECG_UPDATE_OPENAPI=1 cargo test -p ecg-api --test openapi the_committed_document_is_current
 
 ## Each fuzz target for FUZZ_SECONDS (default 60); needs a nightly toolchain.
 fuzz: deps

@@ -2,12 +2,13 @@
 //! `ecg serve` serves it with `axum::serve`; the Lambda function hands it to `lambda_http`.
 //!
 //! Layout: [`state`] (what handlers share), [`error`] (the only place HTTP statuses are chosen),
-//! [`routes`] (the handlers, and the `/metrics` route the GPU runner serves alone), [`auth`] (the
-//! bearer token). Knows the core's ports, never their
+//! [`routes`] (the handlers, and the `/metrics` route the GPU runner serves alone), [`openapi`]
+//! (the OpenAPI document and its page), [`auth`] (the bearer token). Knows the core's ports, never their
 //! adapters.
 
 pub mod auth;
 pub mod error;
+pub mod openapi;
 pub mod routes;
 pub mod state;
 

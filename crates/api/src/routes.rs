@@ -12,7 +12,8 @@ use axum::response::{Html, IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use ecg_core::contract::{
-    BackendTranscribeResponse, HealthResponse, ProcessVideoResponse, TranscribeMetadata,
+    BackendTranscribeResponse, Callback, HealthResponse, JobStatusResponse, ProcessVideoRequest,
+    ProcessVideoResponse, TranscribeMetadata, TranscribeRequest,
 };
 use ecg_core::error::ErrorCode;
 use ecg_core::job::{JobId, JobRecord, JobStatus, Outcome, format_timestamp};
@@ -59,9 +60,11 @@ pub fn router(state: AppState) -> Router {
             require_token,
         ));
     }
-    // `/health` stays open: load balancers and orchestrators probe it without credentials.
+    // `/health` stays open: load balancers and orchestrators probe it without credentials; so
+    // does the documentation.
     guarded
         .route("/health", get(health))
+        .merge(crate::openapi::routes())
         .layer(DefaultBodyLimit::max(max_body))
         .layer(cors)
         .layer(TraceLayer::new_for_http())
@@ -95,6 +98,21 @@ fn parse_json(body: &Bytes) -> Result<Value, ApiError> {
 
 /// Stores the job and queues it. A job id seen before starts nothing: the same request again is
 /// answered as the first time (safe to retry), a different request under that id gets 409.
+#[utoipa::path(
+    post,
+    path = "/api/upload-video/process-video",
+    tag = "jobs",
+    request_body = ProcessVideoRequest,
+    responses(
+        (status = 200, body = ProcessVideoResponse, description = "The job runs (or ran: the same request again is answered as the first time); progress and the result reach `{fastapi_base_url}/api/upload-video/result` as callbacks"),
+        (status = 400, description = "The body is not JSON"),
+        (status = 401, description = "No or a wrong bearer token"),
+        (status = 409, description = "The job id exists already with a different request"),
+        (status = 422, description = "A field failed validation; `field` names it"),
+        (status = 503, description = "The job store or queue cannot be reached; worth retrying"),
+    ),
+    security(("bearer" = []))
+)]
 async fn process_video(
     State(state): State<AppState>,
     body: Bytes,
@@ -155,6 +173,21 @@ async fn submit(state: &AppState, spec: JobSpec) -> Result<bool, ApiError> {
 }
 
 /// Synchronous analysis: queues the job like any other and waits for its end.
+#[utoipa::path(
+    post,
+    path = "/transcribe",
+    tag = "jobs",
+    request_body = TranscribeRequest,
+    responses(
+        (status = 200, body = BackendTranscribeResponse, description = "The analysis, or `success: false` with the error and its code"),
+        (status = 400, description = "The body is not JSON"),
+        (status = 401, description = "No or a wrong bearer token"),
+        (status = 422, description = "A field failed validation; `field` names it"),
+        (status = 503, description = "The job store or queue cannot be reached; worth retrying"),
+        (status = 504, description = "Still running past the deadline; poll the `status_url` given"),
+    ),
+    security(("bearer" = []))
+)]
 async fn transcribe(
     State(state): State<AppState>,
     body: Bytes,
@@ -224,6 +257,15 @@ fn transcribe_response(record: &JobRecord, filename: String) -> BackendTranscrib
 }
 
 /// Real readiness: the store, the queue and every configured check must answer.
+#[utoipa::path(
+    get,
+    path = "/health",
+    tag = "service",
+    responses(
+        (status = 200, body = HealthResponse, description = "Every check answered"),
+        (status = 503, body = HealthResponse, description = "A check failed; `checks` says which"),
+    )
+)]
 async fn health(State(state): State<AppState>) -> Response {
     let mut checks = BTreeMap::new();
     let mut healthy = true;
@@ -268,6 +310,20 @@ async fn health(State(state): State<AppState>) -> Response {
     (status, Json(body)).into_response()
 }
 
+/// A job's state and progress.
+#[utoipa::path(
+    get,
+    path = "/jobs/{job_id}",
+    tag = "jobs",
+    params(("job_id" = String, Path, description = "The job's UUID")),
+    responses(
+        (status = 200, body = JobStatusResponse, description = "The job's state"),
+        (status = 401, description = "No or a wrong bearer token"),
+        (status = 404, description = "No such job"),
+        (status = 422, description = "`job_id` is not a UUID"),
+    ),
+    security(("bearer" = []))
+)]
 async fn job_status(
     State(state): State<AppState>,
     Path(job_id): Path<String>,
@@ -288,6 +344,18 @@ async fn stored_job(state: &AppState, job_id: &str) -> Result<JobRecord, ApiErro
 /// Not in the original contract: the terminal callback's body, as it was (or would have been)
 /// sent, so that a backend that missed it — down, or answering errors past the retries — can
 /// fetch it. 404 until the job has ended.
+#[utoipa::path(
+    get,
+    path = "/jobs/{job_id}/result",
+    tag = "jobs",
+    params(("job_id" = String, Path, description = "The job's UUID")),
+    responses(
+        (status = 200, body = Callback, description = "The terminal callback, completed or failed"),
+        (status = 401, description = "No or a wrong bearer token"),
+        (status = 404, description = "No such job, or it has not ended yet"),
+    ),
+    security(("bearer" = []))
+)]
 async fn job_result(
     State(state): State<AppState>,
     Path(job_id): Path<String>,
@@ -301,6 +369,18 @@ async fn job_result(
 
 /// Not in the original contract: the HTML preview of a completed job (`ecg_core::preview`),
 /// playing the media when the job's source is a URL a browser can fetch. 404 until then.
+#[utoipa::path(
+    get,
+    path = "/jobs/{job_id}/preview",
+    tag = "jobs",
+    params(("job_id" = String, Path, description = "The job's UUID")),
+    responses(
+        (status = 200, content_type = "text/html", body = String, description = "A page that plays the media with the analysis as karaoke captions"),
+        (status = 401, description = "No or a wrong bearer token"),
+        (status = 404, description = "No such job, or no result yet"),
+    ),
+    security(("bearer" = []))
+)]
 async fn job_preview(
     State(state): State<AppState>,
     Path(job_id): Path<String>,
@@ -668,7 +748,7 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn a_token_guards_every_endpoint_but_health() {
+    async fn a_token_guards_every_endpoint_but_health_and_the_documentation() {
         const TOKEN: &str = "a-long-enough-test-token";
         let f = fixture_with(vec![], Some(ApiToken::new(TOKEN).unwrap()));
         let send = |method: &str, uri: &str, authorization: Option<&str>| {
@@ -734,7 +814,9 @@ mod tests {
         assert_eq!(response.headers()[header::CONTENT_TYPE], PROMETHEUS_TEXT);
         let bytes = response.into_body().collect().await.unwrap().to_bytes();
         assert_eq!(bytes, "ecg_jobs_running 0\n");
-        let response = send("GET", "/health", None).await.unwrap();
-        assert_eq!(response.status(), StatusCode::OK);
+        for open in ["/health", "/openapi.json", "/docs"] {
+            let response = send("GET", open, None).await.unwrap();
+            assert_eq!(response.status(), StatusCode::OK, "{open}");
+        }
     }
 }

@@ -4,34 +4,40 @@
 use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
 
 use crate::error::ErrorCode;
+use crate::request;
 
-/// `POST /api/upload-video/process-video` body, as sent. Every field is optional here and a
-/// `null` counts as absent: [`ProcessVideoRequest::validate`] names a missing required field,
-/// checks the rest and fills in the defaults (written there, once).
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+/// `POST /api/upload-video/process-video` body. A `null` counts as absent; unknown fields are
+/// ignored. Validation (`crate::request`) names a missing required field, checks the rest and
+/// fills in the defaults.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct ProcessVideoRequest {
-    /// Required: a UUID chosen by the backend; the same id again is the same job.
+    /// A UUID chosen by the backend; the same id again is the same job.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(required = true, nullable = false)]
     pub job_id: Option<String>,
-    /// Required: where the media is (`https://` or `s3://`).
+    /// Where the media is (`https://` or `s3://`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(required = true, nullable = false)]
     pub video_url: Option<String>,
     /// Where callbacks go; the configured backend URL when absent.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub fastapi_base_url: Option<String>,
-    /// Default true.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(default = json!(request::DEFAULT_ENABLE_GPU))]
     pub enable_gpu: Option<bool>,
-    /// Default true.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(default = json!(request::DEFAULT_EMOTION_DETECTION))]
     pub emotion_detection: Option<bool>,
-    /// Default "auto".
+    /// auto, ko, en, ja or zh.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(default = json!(request::DEFAULT_PROCESS_VIDEO_LANGUAGE))]
     pub language: Option<String>,
-    /// 1–16, default 4.
+    /// 1–16.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(default = json!(request::DEFAULT_MAX_WORKERS))]
     pub max_workers: Option<i64>,
     /// Additive: the exact number of speakers, when the caller knows it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -43,7 +49,7 @@ pub struct ProcessVideoRequest {
 }
 
 /// Immediate answer to `process-video`.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct ProcessVideoResponse {
     pub job_id: String,
     /// Always "processing", as the contract says, even for a job that is still queued.
@@ -53,9 +59,9 @@ pub struct ProcessVideoResponse {
     pub estimated_time: u64,
 }
 
-/// `POST /transcribe` body, as sent; [`TranscribeRequest::validate`] checks it. One of the three
-/// media fields is required; `audio_path` wins over `video_path`, then `video_url`.
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+/// `POST /transcribe` body. One of the three media fields is required; `audio_path` wins over
+/// `video_path`, then `video_url`.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct TranscribeRequest {
     #[serde(default)]
     pub video_path: Option<String>,
@@ -63,14 +69,15 @@ pub struct TranscribeRequest {
     pub audio_path: Option<String>,
     #[serde(default)]
     pub video_url: Option<String>,
-    /// Default true.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(default = json!(request::DEFAULT_ENABLE_GPU))]
     pub enable_gpu: Option<bool>,
-    /// Default true.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(default = json!(request::DEFAULT_EMOTION_DETECTION))]
     pub emotion_detection: Option<bool>,
-    /// Default "en".
+    /// auto, ko, en, ja or zh.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(default = json!(request::DEFAULT_TRANSCRIBE_LANGUAGE))]
     pub language: Option<String>,
     /// Additive, as for `process-video`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -82,7 +89,7 @@ pub struct TranscribeRequest {
 }
 
 /// `POST /transcribe` answer.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct BackendTranscribeResponse {
     pub success: bool,
     pub segments: Vec<Segment>,
@@ -93,7 +100,7 @@ pub struct BackendTranscribeResponse {
     pub error_code: Option<ErrorCode>,
 }
 
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct TranscribeMetadata {
     pub filename: String,
     pub duration: f64,
@@ -107,7 +114,7 @@ pub struct TranscribeMetadata {
 }
 
 /// `GET /health`.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct HealthResponse {
     /// "healthy" or "unhealthy".
     pub status: String,
@@ -118,7 +125,7 @@ pub struct HealthResponse {
 }
 
 /// `GET /jobs/{job_id}`.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct JobStatusResponse {
     pub status: String,
     pub processing_time: Option<f64>,
@@ -140,7 +147,7 @@ pub struct JobStatusResponse {
 }
 
 /// The terminal callback's delivery, as `GET /jobs/{job_id}` reports it.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct Notification {
     /// `pending` (not sent yet), `sending`, `delivered`, `failed` (every attempt failed, or the
     /// process stopped while sending), or `no_target` (no callback URL was given nor configured).
@@ -151,7 +158,7 @@ pub struct Notification {
 }
 
 /// The status field of a callback.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum CallbackStatus {
     Processing,
@@ -160,7 +167,7 @@ pub enum CallbackStatus {
 }
 
 /// `POST {fastapi_base_url}/api/upload-video/result`: exactly the contract's 7 fields, absent ones omitted.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Callback {
     pub job_id: String,
@@ -196,7 +203,7 @@ impl Callback {
 }
 
 /// Everything the analysis found; the `result` of the completion callback.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct AnalysisResult {
     pub segments: Vec<Segment>,
     pub word_segments: Vec<WordSegment>,
@@ -207,7 +214,7 @@ pub struct AnalysisResult {
     pub metadata: ResultMetadata,
 }
 
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct Segment {
     pub start_time: f64,
     pub end_time: f64,
@@ -220,7 +227,7 @@ pub struct Segment {
 }
 
 /// Additive to the contract: how a segment sounds, for caption styling.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct Emotion {
     /// A label from the method's documented set (e.g. calm, neutral, excited).
     pub label: String,
@@ -234,12 +241,12 @@ pub struct Emotion {
     pub probabilities: BTreeMap<String, f64>,
 }
 
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct SpeakerRef {
     pub speaker_id: String,
 }
 
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct SegmentWord {
     pub word: String,
     pub start: f64,
@@ -253,7 +260,7 @@ pub struct SegmentWord {
     pub emphasis: Option<f64>,
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct AcousticFeatures {
     /// RMS level of the word's samples in dBFS.
     pub volume_db: f64,
@@ -263,7 +270,7 @@ pub struct AcousticFeatures {
     pub spectral_centroid: f64,
 }
 
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct WordSegment {
     pub word: String,
     pub start_time: f64,
@@ -272,14 +279,14 @@ pub struct WordSegment {
     pub confidence: f64,
 }
 
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct SpeakerStats {
     /// Seconds of speech attributed to the speaker (speech time only, not silences).
     pub total_duration: f64,
     pub segment_count: usize,
 }
 
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct ResultMetadata {
     /// The name of the Whisper model that actually ran.
     pub model_version: String,

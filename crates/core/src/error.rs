@@ -3,7 +3,7 @@
 use serde::{Deserialize, Serialize};
 
 /// The contract's error codes, sent in failure callbacks and job status.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum ErrorCode {
     DownloadError,

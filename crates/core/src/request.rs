@@ -381,10 +381,12 @@ impl JobSpec {
     }
 }
 
-/// What a job gets where the request leaves a field out.
-const DEFAULT_ENABLE_GPU: bool = true;
-const DEFAULT_EMOTION_DETECTION: bool = true;
-const DEFAULT_MAX_WORKERS: u8 = 4;
+/// What a job gets where the request leaves a field out (the OpenAPI document shows these too).
+pub const DEFAULT_ENABLE_GPU: bool = true;
+pub const DEFAULT_EMOTION_DETECTION: bool = true;
+pub const DEFAULT_MAX_WORKERS: u8 = 4;
+pub const DEFAULT_PROCESS_VIDEO_LANGUAGE: Language = Language::Auto;
+pub const DEFAULT_TRANSCRIBE_LANGUAGE: Language = Language::En;
 const MAX_WORKERS: RangeInclusive<u8> = 1..=16;
 const SPEAKER_COUNTS: RangeInclusive<u8> = 1..=32;
 
@@ -413,7 +415,7 @@ impl ProcessVideoRequest {
             callback_base,
             enable_gpu: self.enable_gpu.unwrap_or(DEFAULT_ENABLE_GPU),
             emotion_detection: self.emotion_detection.unwrap_or(DEFAULT_EMOTION_DETECTION),
-            language: language(self.language.as_deref(), Language::Auto)?,
+            language: language(self.language.as_deref(), DEFAULT_PROCESS_VIDEO_LANGUAGE)?,
             max_workers,
             speakers: speaker_hint(self.num_speakers, self.min_speakers, self.max_speakers)?,
         })
@@ -445,7 +447,7 @@ impl TranscribeRequest {
             callback_base: None,
             enable_gpu: self.enable_gpu.unwrap_or(DEFAULT_ENABLE_GPU),
             emotion_detection: self.emotion_detection.unwrap_or(DEFAULT_EMOTION_DETECTION),
-            language: language(self.language.as_deref(), Language::En)?,
+            language: language(self.language.as_deref(), DEFAULT_TRANSCRIBE_LANGUAGE)?,
             max_workers: DEFAULT_MAX_WORKERS,
             speakers: speaker_hint(self.num_speakers, self.min_speakers, self.max_speakers)?,
         })
