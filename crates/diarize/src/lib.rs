@@ -15,7 +15,7 @@
 //!    change of speaker to the nearest pause ([`turns`]).
 //!
 //! The encoder is converted from Resemblyzer's weights by `infra/models/speaker_encoder.py`
-//! (`make models`); ONNX Runtime is the process's one environment from [`ecg_speech::models`].
+//! (`make models`); ONNX Runtime is the process's one environment from [`ecg_models`].
 //! Pure computation on local samples and files: nothing here speaks HTTP or knows of AWS.
 
 pub mod cluster;
@@ -31,7 +31,7 @@ use ecg_core::audio::{Audio, TimeSpan};
 use ecg_core::error::StageError;
 use ecg_core::request::SpeakerHint;
 use ecg_core::stages::{Diarizer, SpeakerTurn};
-use ecg_speech::models::model_dir;
+use ecg_models::model_dir;
 
 use crate::cluster::{Bounds, cluster};
 use crate::encoder::{Embedding, Features, SpeakerEncoder};

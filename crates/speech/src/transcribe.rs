@@ -23,9 +23,8 @@ use whisper_rs::{
     WhisperContextParameters, WhisperState,
 };
 
-use crate::models::{
-    WhisperShape, model_dir, model_name_of, smaller_whisper_models, whisper_model_path,
-};
+use crate::models::{WhisperShape, model_name_of, smaller_whisper_models, whisper_model_path};
+use ecg_models::model_dir;
 use segments::Placed;
 use windows::Window;
 use words::{Token, Word};

@@ -15,7 +15,7 @@ use ort::session::Session;
 use ort::session::builder::GraphOptimizationLevel;
 use ort::value::{Tensor, TensorRef};
 
-use crate::models::{model_dir, onnx_runtime};
+use ecg_models::{model_dir, onnx_runtime};
 
 /// New samples per model call.
 const CHUNK: usize = 512;
