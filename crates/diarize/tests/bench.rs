@@ -13,7 +13,8 @@ use common::*;
 use ecg_core::audio::{Audio, SAMPLE_RATE_HZ};
 use ecg_core::request::{Language, SpeakerHint};
 use ecg_core::stages::{AsrOptions, Diarizer, Transcriber, VoiceDetector};
-use ecg_speech::{AsrConfig, WhisperTranscriber};
+use ecg_settings::AsrArgs;
+use ecg_speech::WhisperTranscriber;
 
 #[test]
 #[ignore = "benchmark: minutes of audio, run in release"]
@@ -27,7 +28,7 @@ fn diarization_time_grows_linearly() {
         m.parse().expect("ECG_BENCH_WHISPER_MINUTES is a number")
     });
     let whisper = (whisper_minutes > 0)
-        .then(|| WhisperTranscriber::new(&AsrConfig::from_env().unwrap()).unwrap());
+        .then(|| WhisperTranscriber::new(&AsrArgs::from_env().unwrap()).unwrap());
 
     // Distinct dialogues (different sentences and pauses) until 20 minutes.
     let voices = [KAL, SLT, ESPEAK_M3];

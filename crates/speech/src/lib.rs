@@ -18,17 +18,3 @@ pub mod vad;
 
 pub use transcribe::{AsrConfig, WhisperTranscriber, WordTiming, abandon_transcriptions};
 pub use vad::{SileroVad, VadConfig};
-
-use ecg_core::error::StageError;
-
-/// Settings from environment variables alone, through the same definitions as the command line.
-fn config_from_env<T: clap::Args>() -> Result<T, StageError> {
-    #[derive(clap::Parser)]
-    struct EnvOnly<T: clap::Args> {
-        #[command(flatten)]
-        config: T,
-    }
-    <EnvOnly<T> as clap::Parser>::try_parse_from(["ecg"])
-        .map(|e| e.config)
-        .map_err(|e| StageError::ModelLoading(format!("bad speech settings: {e}")))
-}
