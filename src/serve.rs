@@ -51,12 +51,10 @@ pub async fn run(
         notifier: Arc::new(notifier),
         pipeline,
         config: RunnerConfig {
-            concurrency: args.worker.concurrency(),
-            shutdown_grace: args.worker.shutdown_grace(),
-            store_retry: args.worker.store_retry(),
             poll_wait: Duration::from_secs(5),
-            backend_url: args.callbacks.backend_url.clone(),
-            ..RunnerConfig::default()
+            ..args
+                .worker
+                .runner_config(args.callbacks.backend_url.clone())
         },
     });
     runner

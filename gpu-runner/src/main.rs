@@ -90,13 +90,9 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         notifier: Arc::new(notifier),
         pipeline,
         config: RunnerConfig {
-            concurrency: cli.worker.concurrency(),
             lease_duration: lease,
             heartbeat_every: lease / 3,
-            backend_url: cli.callbacks.backend_url.clone(),
-            shutdown_grace: cli.worker.shutdown_grace(),
-            store_retry: cli.worker.store_retry(),
-            ..RunnerConfig::default()
+            ..cli.worker.runner_config(cli.callbacks.backend_url.clone())
         },
     });
     tokio::spawn(async move {

@@ -9,7 +9,7 @@ use std::sync::Arc;
 
 use realfft::{RealFftPlanner, RealToComplex};
 
-use ecg_audio::dsp::mel::MelBand;
+use ecg_audio::dsp::mel::{MelBand, filterbank};
 
 use crate::mel::{PowerSpectrum, centred_sample};
 
@@ -97,24 +97,17 @@ impl FbankFrontend {
 fn htk_bands() -> Vec<MelBand> {
     let (low, high) = (hz_to_mel(LOW_HZ), hz_to_mel(SAMPLE_RATE / 2.0));
     let step = (high - low) / (N_BANDS + 1) as f64;
-    (0..N_BANDS)
-        .map(|m| {
-            let (left, centre, right) = (
-                low + m as f64 * step,
-                low + (m + 1) as f64 * step,
-                low + (m + 2) as f64 * step,
-            );
-            let all: Vec<f64> = (0..N_FFT / 2 + 1)
-                .map(|k| {
-                    let mel = hz_to_mel(k as f64 * SAMPLE_RATE / N_FFT as f64);
-                    let rise = (mel - left) / (centre - left);
-                    let fall = (right - mel) / (right - centre);
-                    rise.min(fall).max(0.0)
-                })
-                .collect();
-            MelBand::from_bins(&all)
-        })
-        .collect()
+    filterbank(N_BANDS, N_FFT / 2 + 1, |m, k| {
+        let (left, centre, right) = (
+            low + m as f64 * step,
+            low + (m + 1) as f64 * step,
+            low + (m + 2) as f64 * step,
+        );
+        let mel = hz_to_mel(k as f64 * SAMPLE_RATE / N_FFT as f64);
+        let rise = (mel - left) / (centre - left);
+        let fall = (right - mel) / (right - centre);
+        rise.min(fall).max(0.0)
+    })
 }
 
 #[cfg(test)]

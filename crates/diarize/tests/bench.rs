@@ -27,8 +27,9 @@ fn diarization_time_grows_linearly() {
     let whisper_minutes: usize = std::env::var("ECG_BENCH_WHISPER_MINUTES").map_or(1, |m| {
         m.parse().expect("ECG_BENCH_WHISPER_MINUTES is a number")
     });
-    let whisper = (whisper_minutes > 0)
-        .then(|| WhisperTranscriber::new(&AsrArgs::from_env().unwrap()).unwrap());
+    let whisper = (whisper_minutes > 0).then(|| {
+        WhisperTranscriber::new(&ecg_settings::from_env::<AsrArgs>().unwrap().config()).unwrap()
+    });
 
     // Distinct dialogues (different sentences and pauses) until 20 minutes.
     let voices = [KAL, SLT, ESPEAK_M3];

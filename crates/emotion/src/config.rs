@@ -21,29 +21,6 @@ pub enum ModelInput {
     Logmel,
 }
 
-impl std::str::FromStr for ModelInput {
-    type Err = String;
-
-    fn from_str(name: &str) -> Result<Self, Self::Err> {
-        match name {
-            "raw" => Ok(Self::Raw),
-            "logmel" => Ok(Self::Logmel),
-            _ => Err(format!(
-                "`{name}` is not an emotion model input: raw or logmel"
-            )),
-        }
-    }
-}
-
-impl std::fmt::Display for ModelInput {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(match self {
-            Self::Raw => "raw",
-            Self::Logmel => "logmel",
-        })
-    }
-}
-
 /// The emotion method and its model.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 #[serde(default)]

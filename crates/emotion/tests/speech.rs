@@ -118,8 +118,9 @@ fn stages() -> &'static Stages {
     STAGES.get_or_init(|| {
         require_models(&["ggml-base-q8_0.bin", "silero_vad.onnx", "libonnxruntime.so"]);
         Stages {
-            vad: SileroVad::new(VadArgs::from_env().unwrap()).unwrap(),
-            asr: WhisperTranscriber::new(&AsrArgs::from_env().unwrap()).unwrap(),
+            vad: SileroVad::new(ecg_settings::from_env::<VadArgs>().unwrap().config()).unwrap(),
+            asr: WhisperTranscriber::new(&ecg_settings::from_env::<AsrArgs>().unwrap().config())
+                .unwrap(),
         }
     })
 }

@@ -19,7 +19,19 @@ pub mod worker;
 
 #[cfg(feature = "pipeline")]
 pub use pipeline::{
-    AsrArgs, CallbackArgs, DecodeArgs, DiarizeArgs, DownloadArgs, EmotionArgs, ModelArgs, VadArgs,
+    AsrArgs, CallbackArgs, DecodeArgs, DiarizeArgs, DownloadArgs, EmotionArgs, ModelArgs, Named,
+    VadArgs,
 };
 pub use requests::{CorsArgs, UrlArgs};
 pub use worker::{MetricsArgs, WorkerArgs};
+
+/// Settings from environment variables alone, through the same definitions as the command line:
+/// for programs without a command line of their own (tests).
+pub fn from_env<T: clap::Args>() -> Result<T, clap::Error> {
+    #[derive(clap::Parser)]
+    struct EnvOnly<T: clap::Args> {
+        #[command(flatten)]
+        settings: T,
+    }
+    <EnvOnly<T> as clap::Parser>::try_parse_from(["ecg"]).map(|e| e.settings)
+}

@@ -1,7 +1,9 @@
 //! The worker's settings: which models run and how, what decoding may cost, how media is
 //! downloaded and how the backend is told.
 
+use std::fmt;
 use std::path::PathBuf;
+use std::str::FromStr;
 use std::time::Duration;
 
 use clap::Args;
@@ -13,6 +15,8 @@ use ecg_diarize::DiarizeConfig;
 use ecg_emotion::{EmotionConfig, ModelInput};
 use ecg_net::{FetchConfig, NotifierConfig};
 use ecg_speech::{AsrConfig, VadConfig, WordTiming};
+use serde::Serialize;
+use serde::de::{DeserializeOwned, IntoDeserializer};
 
 use crate::requests::UrlArgs;
 
@@ -61,26 +65,21 @@ pub struct AsrArgs {
     /// model's alignment heads (on packed sentences it put sentence starts and ends within a few
     /// milliseconds), or `tokens`, whisper.cpp's timestamp-token heuristic (about as close on
     /// isolated words, but it drifts late towards the end of a full window).
-    #[arg(long, env = "ECG_ASR_WORD_TIMING", default_value_t = AsrConfig::default().word_timing)]
-    pub asr_word_timing: WordTiming,
+    #[arg(long, env = "ECG_ASR_WORD_TIMING", default_value_t = Named(AsrConfig::default().word_timing))]
+    pub asr_word_timing: Named<WordTiming>,
     /// Beam width; 1 decodes greedily.
     #[arg(long, env = "ECG_ASR_BEAM_SIZE", default_value_t = AsrConfig::default().beam_size)]
     pub asr_beam_size: u8,
 }
 
 impl AsrArgs {
-    /// The config from `ECG_ASR_*` variables alone, for programs without a command line (tests).
-    pub fn from_env() -> Result<AsrConfig, clap::Error> {
-        from_env::<Self>().map(|args| args.config())
-    }
-
     pub fn config(&self) -> AsrConfig {
         AsrConfig {
             model: self.asr_model.clone(),
             fallback_models: self.asr_fallback_models.clone(),
             threads: self.asr_threads,
             gpu: self.asr_gpu,
-            word_timing: self.asr_word_timing,
+            word_timing: self.asr_word_timing.0,
             beam_size: self.asr_beam_size,
         }
     }
@@ -110,11 +109,6 @@ pub struct VadArgs {
 }
 
 impl VadArgs {
-    /// The config from `ECG_VAD_*` variables alone, for programs without a command line (tests).
-    pub fn from_env() -> Result<VadConfig, clap::Error> {
-        from_env::<Self>().map(|args| args.config())
-    }
-
     pub fn config(&self) -> VadConfig {
         VadConfig {
             model: self.vad_model.clone(),
@@ -186,8 +180,8 @@ pub struct EmotionArgs {
     #[arg(long, env = "ECG_EMOTION_LABELS")]
     pub emotion_labels: Option<PathBuf>,
     /// What the model reads: `raw` 16 kHz waveform `[1, N]`, or `logmel` `[1, 80, T]`.
-    #[arg(long, env = "ECG_EMOTION_INPUT", default_value_t = EmotionConfig::default().input)]
-    pub emotion_input: ModelInput,
+    #[arg(long, env = "ECG_EMOTION_INPUT", default_value_t = Named(EmotionConfig::default().input))]
+    pub emotion_input: Named<ModelInput>,
 }
 
 impl EmotionArgs {
@@ -195,7 +189,7 @@ impl EmotionArgs {
         EmotionConfig {
             model: self.emotion_model.clone(),
             labels: self.emotion_labels.clone(),
-            input: self.emotion_input,
+            input: self.emotion_input.0,
         }
     }
 }
@@ -294,14 +288,25 @@ impl CallbackArgs {
     }
 }
 
-/// Settings from environment variables alone, through the same definitions as the command line.
-fn from_env<T: Args>() -> Result<T, clap::Error> {
-    #[derive(clap::Parser)]
-    struct EnvOnly<T: Args> {
-        #[command(flatten)]
-        settings: T,
+/// A library's enum as a setting, by the name serde gives it (`dtw`, `logmel`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Named<T>(pub T);
+
+impl<T: DeserializeOwned> FromStr for Named<T> {
+    type Err = serde::de::value::Error;
+
+    fn from_str(name: &str) -> Result<Self, Self::Err> {
+        T::deserialize(name.into_deserializer()).map(Self)
     }
-    <EnvOnly<T> as clap::Parser>::try_parse_from(["ecg"]).map(|e| e.settings)
+}
+
+impl<T: Serialize> fmt::Display for Named<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match serde_json::to_value(&self.0) {
+            Ok(serde_json::Value::String(name)) => f.write_str(&name),
+            _ => Err(fmt::Error),
+        }
+    }
 }
 
 #[cfg(test)]
@@ -365,6 +370,10 @@ mod tests {
             "/m/spk.onnx",
             "--diarize-hop-ms",
             "250",
+            "--emotion-model",
+            "/m/ser.onnx",
+            "--emotion-input",
+            "logmel",
         ])
         .models
         .config();
@@ -377,25 +386,19 @@ mod tests {
         assert_eq!(models.vad.model, Some(PathBuf::from("/m/vad.onnx")));
         assert_eq!(models.diarize.model, Some(PathBuf::from("/m/spk.onnx")));
         assert_eq!(models.diarize.hop_ms, 250);
-        assert!(Cli::try_parse_from(["test", "--diarize-hop-ms", "2000"]).is_err());
-        assert!(Cli::try_parse_from(["test", "--asr-word-timing", "guess"]).is_err());
-    }
-
-    #[test]
-    fn emotion_settings_parse_from_the_command_line() {
-        let emotion = cli(&[
-            "--emotion-model",
-            "/m/ser.onnx",
-            "--emotion-input",
-            "logmel",
-        ])
-        .models
-        .emotion
-        .config();
-        assert_eq!(emotion.model, Some(PathBuf::from("/m/ser.onnx")));
-        assert_eq!(emotion.input, ModelInput::Logmel);
-        assert_eq!(emotion.labels, None);
-        assert!(Cli::try_parse_from(["test", "--emotion-input", "mfcc"]).is_err());
+        assert_eq!(models.emotion.model, Some(PathBuf::from("/m/ser.onnx")));
+        assert_eq!(models.emotion.input, ModelInput::Logmel);
+        assert_eq!(models.emotion.labels, None);
+        for bad in [
+            ["--diarize-hop-ms", "2000"],
+            ["--asr-word-timing", "guess"],
+            ["--emotion-input", "mfcc"],
+        ] {
+            assert!(
+                Cli::try_parse_from(["test", bad[0], bad[1]]).is_err(),
+                "{bad:?}"
+            );
+        }
     }
 
     #[test]

@@ -4,6 +4,8 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use clap::Args;
+use ecg_runner::RunnerConfig;
+use url::Url;
 
 /// How the worker runs jobs.
 #[derive(Args, Debug, Clone)]
@@ -21,16 +23,15 @@ pub struct WorkerArgs {
 }
 
 impl WorkerArgs {
-    pub fn concurrency(&self) -> usize {
-        self.workers.max(1)
-    }
-
-    pub fn shutdown_grace(&self) -> Duration {
-        Duration::from_secs(self.shutdown_grace_secs)
-    }
-
-    pub fn store_retry(&self) -> Duration {
-        Duration::from_secs(self.store_retry_secs)
+    /// The runner's config; callbacks of jobs without their own base go to `backend_url`.
+    pub fn runner_config(&self, backend_url: Option<Url>) -> RunnerConfig {
+        RunnerConfig {
+            concurrency: self.workers.max(1),
+            shutdown_grace: Duration::from_secs(self.shutdown_grace_secs),
+            store_retry: Duration::from_secs(self.store_retry_secs),
+            backend_url,
+            ..RunnerConfig::default()
+        }
     }
 }
 

@@ -60,29 +60,6 @@ pub enum WordTiming {
     Tokens,
 }
 
-impl std::str::FromStr for WordTiming {
-    type Err = String;
-
-    fn from_str(name: &str) -> Result<Self, Self::Err> {
-        match name {
-            "dtw" => Ok(Self::Dtw),
-            "tokens" => Ok(Self::Tokens),
-            _ => Err(format!(
-                "`{name}` is not a word timing method: dtw or tokens"
-            )),
-        }
-    }
-}
-
-impl std::fmt::Display for WordTiming {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(match self {
-            Self::Dtw => "dtw",
-            Self::Tokens => "tokens",
-        })
-    }
-}
-
 /// The recogniser's settings.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(default)]

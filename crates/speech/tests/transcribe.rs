@@ -32,8 +32,9 @@ fn stages() -> &'static Stages {
     STAGES.get_or_init(|| {
         require_models();
         Stages {
-            vad: SileroVad::new(VadArgs::from_env().unwrap()).unwrap(),
-            asr: WhisperTranscriber::new(&AsrArgs::from_env().unwrap()).unwrap(),
+            vad: SileroVad::new(ecg_settings::from_env::<VadArgs>().unwrap().config()).unwrap(),
+            asr: WhisperTranscriber::new(&ecg_settings::from_env::<AsrArgs>().unwrap().config())
+                .unwrap(),
         }
     })
 }

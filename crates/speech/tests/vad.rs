@@ -16,7 +16,7 @@ use ecg_speech::SileroVad;
 
 fn vad() -> SileroVad {
     require_models();
-    SileroVad::new(VadArgs::from_env().unwrap()).unwrap()
+    SileroVad::new(ecg_settings::from_env::<VadArgs>().unwrap().config()).unwrap()
 }
 
 #[test]

@@ -77,6 +77,18 @@ pub fn mel_to_hz(mel: f64) -> f64 {
     }
 }
 
+/// `n_bands` filters over the `bins` bins of a spectrum, `weight(band, bin)` each (zero where
+/// the band does not reach).
+pub fn filterbank(
+    n_bands: usize,
+    bins: usize,
+    weight: impl Fn(usize, usize) -> f64,
+) -> Vec<MelBand> {
+    (0..n_bands)
+        .map(|m| MelBand::from_bins(&(0..bins).map(|k| weight(m, k)).collect::<Vec<_>>()))
+        .collect()
+}
+
 /// `librosa.filters.mel(sr=sample_rate_hz, n_fft=n_fft, n_mels=n_mels)`: triangles between
 /// 0 Hz and Nyquist, evenly spaced in Slaney mel, each scaled to unit area (`norm="slaney"`).
 pub fn slaney_filterbank(n_mels: usize, n_fft: usize, sample_rate_hz: f64) -> Vec<MelBand> {
@@ -85,23 +97,14 @@ pub fn slaney_filterbank(n_mels: usize, n_fft: usize, sample_rate_hz: f64) -> Ve
     let edges: Vec<f64> = (0..n_mels + 2)
         .map(|i| mel_to_hz(top * i as f64 / (n_mels + 1) as f64))
         .collect();
-    let bins = n_fft / 2 + 1;
-    edges
-        .windows(3)
-        .map(|e| {
-            let (lo, mid, hi) = (e[0], e[1], e[2]);
-            let area = 2.0 / (hi - lo);
-            let all: Vec<f64> = (0..bins)
-                .map(|k| {
-                    let hz = k as f64 * sample_rate_hz / n_fft as f64;
-                    let rise = (hz - lo) / (mid - lo);
-                    let fall = (hi - hz) / (hi - mid);
-                    rise.min(fall).max(0.0) * area
-                })
-                .collect();
-            MelBand::from_bins(&all)
-        })
-        .collect()
+    filterbank(n_mels, n_fft / 2 + 1, |m, k| {
+        let (lo, mid, hi) = (edges[m], edges[m + 1], edges[m + 2]);
+        let area = 2.0 / (hi - lo);
+        let hz = k as f64 * sample_rate_hz / n_fft as f64;
+        let rise = (hz - lo) / (mid - lo);
+        let fall = (hi - hz) / (hi - mid);
+        rise.min(fall).max(0.0) * area
+    })
 }
 
 #[cfg(test)]
