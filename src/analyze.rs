@@ -6,7 +6,8 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use async_trait::async_trait;
-use ecg_app::{DecodeArgs, ModelArgs};
+use ecg_app::ModelConfig;
+use ecg_audio::DecodeLimits;
 use ecg_core::contract::ProcessVideoRequest;
 use ecg_core::job::JobId;
 use ecg_core::pipeline::ProgressSink;
@@ -19,7 +20,11 @@ use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 use crate::config::{AnalyzeArgs, OutputFormat};
 
-pub async fn run(models: ModelArgs, decode: &DecodeArgs, args: AnalyzeArgs) -> anyhow::Result<()> {
+pub async fn run(
+    models: &ModelConfig,
+    decode: DecodeLimits,
+    args: AnalyzeArgs,
+) -> anyhow::Result<()> {
     // The same validation as the API, with local files and URLs allowed: this is the operator's machine.
     let request = ProcessVideoRequest {
         job_id: Some(JobId::new().to_string()),
@@ -60,7 +65,7 @@ pub async fn run(models: ModelArgs, decode: &DecodeArgs, args: AnalyzeArgs) -> a
         allow_local: true,
         ..FetchConfig::default()
     })?;
-    let pipeline = ecg_app::pipeline(&models, decode, Arc::new(fetcher));
+    let pipeline = ecg_app::pipeline(models, decode, Arc::new(fetcher));
 
     let bar = Bar::new();
     let outcome = pipeline.run(&spec, &bar).await;

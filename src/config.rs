@@ -4,8 +4,10 @@ use std::net::IpAddr;
 use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
-use ecg_app::{CallbackArgs, DecodeArgs, DownloadArgs, ModelArgs, WorkerArgs};
 use ecg_core::request::Language;
+use ecg_settings::{
+    CallbackArgs, CorsArgs, DecodeArgs, DownloadArgs, ModelArgs, UrlArgs, WorkerArgs,
+};
 
 #[derive(Parser, Debug)]
 #[command(
@@ -104,14 +106,10 @@ pub struct ServeArgs {
     pub callbacks: CallbackArgs,
     #[command(flatten)]
     pub downloads: DownloadArgs,
-    /// Comma-separated CORS allow-list.
-    #[arg(
-        long,
-        env = "ECG_CORS_ORIGINS",
-        value_delimiter = ',',
-        default_value = "http://localhost:3000,http://localhost:8000"
-    )]
-    pub cors_origins: Vec<String>,
+    #[command(flatten)]
+    pub urls: UrlArgs,
+    #[command(flatten)]
+    pub cors: CorsArgs,
     #[command(flatten)]
     pub worker: WorkerArgs,
     /// Bearer token every endpoint but /health asks for (`Authorization: Bearer <token>`);

@@ -32,10 +32,11 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    let (models, decode) = (cli.models.config(), cli.decode.limits());
     let outcome = runtime.block_on(async {
         match cli.command {
-            Command::Analyze(args) => analyze::run(cli.models, &cli.decode, args).await,
-            Command::Serve(args) => serve::run(cli.models, &cli.decode, *args).await,
+            Command::Analyze(args) => analyze::run(&models, decode, args).await,
+            Command::Serve(args) => serve::run(&models, decode, *args).await,
         }
     });
     // A transcription that a shutdown gave up on (its job is back in the queue) is stopped, and

@@ -5,7 +5,8 @@ use std::time::Duration;
 
 use anyhow::Context;
 use ecg_api::{ApiConfig, ApiToken, AppState};
-use ecg_app::{DecodeArgs, ModelArgs};
+use ecg_app::ModelConfig;
+use ecg_audio::DecodeLimits;
 use ecg_core::ports::{HealthCheck, JobQueue, JobStore};
 use ecg_local::{InProcessQueue, SqliteJobStore};
 use ecg_net::{HttpFetcher, WebhookNotifier};
@@ -15,7 +16,11 @@ use tracing::{info, warn};
 
 use crate::config::ServeArgs;
 
-pub async fn run(models: ModelArgs, decode: &DecodeArgs, args: ServeArgs) -> anyhow::Result<()> {
+pub async fn run(
+    models: &ModelConfig,
+    decode: DecodeLimits,
+    args: ServeArgs,
+) -> anyhow::Result<()> {
     // Settings first: a misconfigured server must not start, let alone take jobs.
     let api_token = args
         .api_token
@@ -26,18 +31,17 @@ pub async fn run(models: ModelArgs, decode: &DecodeArgs, args: ServeArgs) -> any
     if api_token.is_none() && !args.host.is_loopback() {
         warn!(host = %args.host, "serving beyond loopback without ECG_API_TOKEN: anyone who reaches the port can submit jobs");
     }
-    let allow_local = args.downloads.allow_local_urls;
     let url_policy = args
         .callbacks
-        .url_policy(allow_local)
+        .url_policy(&args.urls)
         .map_err(|e| anyhow::anyhow!("{e}"))?;
     let store: Arc<dyn JobStore> = Arc::new(SqliteJobStore::open(&args.data_dir)?);
     let queue: Arc<dyn JobQueue> = Arc::new(InProcessQueue::new());
     let metrics = ecg_app::MetricsExporter::install(Arc::clone(&queue))?;
-    let notifier = WebhookNotifier::new(args.callbacks.notifier_config(allow_local))?;
-    let fetcher =
-        HttpFetcher::new(args.downloads.fetch_config()).context("cannot build the HTTP client")?;
-    let pipeline = ecg_app::pipeline(&models, decode, Arc::new(fetcher));
+    let notifier = WebhookNotifier::new(args.callbacks.notifier_config(&args.urls))?;
+    let fetcher = HttpFetcher::new(args.downloads.fetch_config(&args.urls))
+        .context("cannot build the HTTP client")?;
+    let pipeline = ecg_app::pipeline(models, decode, Arc::new(fetcher));
     let shutdown = CancellationToken::new();
     let mut checks = ecg_app::health_checks(&pipeline);
     checks.push(Arc::new(Draining(shutdown.clone())));
@@ -47,12 +51,10 @@ pub async fn run(models: ModelArgs, decode: &DecodeArgs, args: ServeArgs) -> any
         notifier: Arc::new(notifier),
         pipeline,
         config: RunnerConfig {
-            concurrency: args.worker.concurrency(),
-            shutdown_grace: args.worker.shutdown_grace(),
-            store_retry: args.worker.store_retry(),
             poll_wait: Duration::from_secs(5),
-            backend_url: args.callbacks.backend_url.clone(),
-            ..RunnerConfig::default()
+            ..args
+                .worker
+                .runner_config(args.callbacks.backend_url.clone())
         },
     });
     runner
@@ -67,7 +69,7 @@ pub async fn run(models: ModelArgs, decode: &DecodeArgs, args: ServeArgs) -> any
         checks,
         config: Arc::new(ApiConfig {
             url_policy,
-            cors_origins: args.cors_origins.clone(),
+            cors_origins: args.cors.cors_origins.clone(),
             api_token,
             ..ApiConfig::default()
         }),

@@ -7,14 +7,15 @@ use std::time::Duration;
 
 use anyhow::Context;
 use clap::Parser;
-use ecg_app::{
-    CallbackArgs, DecodeArgs, DownloadArgs, MetricsArgs, MetricsExporter, ModelArgs, WorkerArgs,
-};
+use ecg_app::MetricsExporter;
 use ecg_aws::{AwsClients, AwsConfig, SqsQueue};
 use ecg_core::ports::{BlobFetcher, JobMessage, JobQueue, JobStore};
 use ecg_core::telemetry::LogReader;
 use ecg_net::{HttpFetcher, WebhookNotifier};
 use ecg_runner::{Runner, RunnerConfig};
+use ecg_settings::{
+    CallbackArgs, DecodeArgs, DownloadArgs, MetricsArgs, ModelArgs, UrlArgs, WorkerArgs,
+};
 use tokio_util::sync::CancellationToken;
 use tracing::{error, info, warn};
 
@@ -33,6 +34,8 @@ struct Cli {
     callbacks: CallbackArgs,
     #[command(flatten)]
     downloads: DownloadArgs,
+    #[command(flatten)]
+    urls: UrlArgs,
     #[command(flatten)]
     decode: DecodeArgs,
     #[command(flatten)]
@@ -72,16 +75,13 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         .await
         .with_context(|| format!("cannot listen for metrics on {metrics_addr}"))?;
     let metrics = MetricsExporter::install(Arc::clone(&queue))?;
-    let fetch = cli.downloads.fetch_config();
+    let fetch = cli.downloads.fetch_config(&cli.urls);
     let http = Arc::new(HttpFetcher::new(fetch.clone()).context("cannot build the HTTP client")?);
     let fetcher: Arc<dyn BlobFetcher> =
         Arc::new(cli.aws.fetcher(&clients, http, fetch.limits.clone()));
-    let notifier = WebhookNotifier::new(
-        cli.callbacks
-            .notifier_config(cli.downloads.allow_local_urls),
-    )?;
+    let notifier = WebhookNotifier::new(cli.callbacks.notifier_config(&cli.urls))?;
     let started = std::time::Instant::now();
-    let pipeline = ecg_app::pipeline(&cli.models, &cli.decode, fetcher);
+    let pipeline = ecg_app::pipeline(&cli.models.config(), cli.decode.limits(), fetcher);
     info!(load_s = started.elapsed().as_secs_f64(), "models loaded");
 
     let runner = Arc::new(Runner {
@@ -90,13 +90,9 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         notifier: Arc::new(notifier),
         pipeline,
         config: RunnerConfig {
-            concurrency: cli.worker.concurrency(),
             lease_duration: lease,
             heartbeat_every: lease / 3,
-            backend_url: cli.callbacks.backend_url.clone(),
-            shutdown_grace: cli.worker.shutdown_grace(),
-            store_retry: cli.worker.store_retry(),
-            ..RunnerConfig::default()
+            ..cli.worker.runner_config(cli.callbacks.backend_url.clone())
         },
     });
     tokio::spawn(async move {

@@ -4,7 +4,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use async_trait::async_trait;
-use ecg_audio::{AcousticAnalyzer, MediaDecoder};
+use ecg_audio::{AcousticAnalyzer, DecodeLimits, MediaDecoder};
 use ecg_core::audio::{Audio, TimeSpan};
 use ecg_core::contract::AnalysisResult;
 use ecg_core::error::StageError;
@@ -15,10 +15,10 @@ use ecg_core::request::SpeakerHint;
 use ecg_core::stages::{
     AsrOptions, Diarizer, EmotionAnalyzer, SpeakerTurn, Transcriber, Transcript, VoiceDetector,
 };
-use ecg_diarize::SpeakerDiarizer;
-use ecg_speech::{SileroVad, WhisperTranscriber};
-
-use crate::settings::{DecodeArgs, ModelArgs};
+use ecg_diarize::{DiarizeConfig, SpeakerDiarizer};
+use ecg_emotion::EmotionConfig;
+use ecg_speech::{AsrConfig, SileroVad, VadConfig, WhisperTranscriber};
+use serde::{Deserialize, Serialize};
 
 /// The model stages' names, in `/health` and in the model load metric.
 const SPEECH_RECOGNITION: &str = "speech_recognition";
@@ -26,16 +26,26 @@ const VOICE_ACTIVITY: &str = "voice_activity";
 const SPEAKERS: &str = "speakers";
 const EMOTION: &str = "emotion";
 
+/// Which models run and how, one config per model stage.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct ModelConfig {
+    pub asr: AsrConfig,
+    pub vad: VadConfig,
+    pub diarize: DiarizeConfig,
+    pub emotion: EmotionConfig,
+}
+
 /// Builds the pipeline. A model that cannot load does not stop the process: its stage fails
 /// every job with MODEL_LOADING_ERROR and `/health` names it, until the operator fixes it.
 pub fn pipeline(
-    models: &ModelArgs,
-    decode: &DecodeArgs,
+    models: &ModelConfig,
+    decode: DecodeLimits,
     fetcher: Arc<dyn BlobFetcher>,
 ) -> Pipeline {
     Pipeline {
         fetcher,
-        decoder: Arc::new(MediaDecoder::with_limits(decode.limits())),
+        decoder: Arc::new(MediaDecoder::with_limits(decode)),
         voice: Arc::new(load(VOICE_ACTIVITY, || {
             SileroVad::new(models.vad.clone()).map(Arc::new)
         })),

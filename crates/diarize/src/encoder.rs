@@ -15,9 +15,8 @@ use std::path::Path;
 use std::sync::Mutex;
 
 use ecg_core::error::StageError;
-use ecg_speech::models::onnx_runtime;
+use ecg_models::onnx_session;
 use ort::session::Session;
-use ort::session::builder::GraphOptimizationLevel;
 use ort::value::TensorRef;
 
 use crate::fbank;
@@ -63,20 +62,10 @@ pub struct SpeakerEncoder {
 
 impl SpeakerEncoder {
     pub fn load(path: &Path, threads: usize, batch: usize) -> Result<Self, StageError> {
-        let env = onnx_runtime()?;
+        let session = onnx_session(path, Some(threads))?;
         let load = |e: &dyn std::fmt::Display| {
             StageError::ModelLoading(format!("cannot load {}: {e}", path.display()))
         };
-        let session = Session::builder(&env)
-            .map_err(|e| load(&e))?
-            .with_intra_threads(threads.max(1))
-            .map_err(|e| load(&e))?
-            .with_inter_threads(1)
-            .map_err(|e| load(&e))?
-            .with_optimization_level(GraphOptimizationLevel::Level3)
-            .map_err(|e| load(&e))?
-            .commit_from_file(path)
-            .map_err(|e| load(&e))?;
         let (Some(input), Some(output)) = (session.inputs().first(), session.outputs().first())
         else {
             return Err(load(&"the model has no input or no output"));

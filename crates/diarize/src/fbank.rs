@@ -9,7 +9,9 @@ use std::sync::Arc;
 
 use realfft::{RealFftPlanner, RealToComplex};
 
-use crate::mel::{Band, PowerSpectrum, centred_sample};
+use ecg_audio::dsp::mel::{MelBand, filterbank};
+
+use crate::mel::{PowerSpectrum, centred_sample};
 
 /// Bands per frame.
 pub const N_BANDS: usize = 80;
@@ -31,7 +33,7 @@ fn hz_to_mel(hz: f64) -> f64 {
 pub struct FbankFrontend {
     fft: Arc<dyn RealToComplex<f32>>,
     window: Vec<f32>,
-    bands: Vec<Band>,
+    bands: Vec<MelBand>,
 }
 
 impl Default for FbankFrontend {
@@ -92,27 +94,20 @@ impl FbankFrontend {
 
 /// Kaldi's mel banks: triangles evenly spaced in HTK mel between 20 Hz and Nyquist, peak 1,
 /// weights computed in the mel domain.
-fn htk_bands() -> Vec<Band> {
+fn htk_bands() -> Vec<MelBand> {
     let (low, high) = (hz_to_mel(LOW_HZ), hz_to_mel(SAMPLE_RATE / 2.0));
     let step = (high - low) / (N_BANDS + 1) as f64;
-    (0..N_BANDS)
-        .map(|m| {
-            let (left, centre, right) = (
-                low + m as f64 * step,
-                low + (m + 1) as f64 * step,
-                low + (m + 2) as f64 * step,
-            );
-            let all: Vec<f32> = (0..N_FFT / 2 + 1)
-                .map(|k| {
-                    let mel = hz_to_mel(k as f64 * SAMPLE_RATE / N_FFT as f64);
-                    let rise = (mel - left) / (centre - left);
-                    let fall = (right - mel) / (right - centre);
-                    rise.min(fall).max(0.0) as f32
-                })
-                .collect();
-            Band::from_bins(&all)
-        })
-        .collect()
+    filterbank(N_BANDS, N_FFT / 2 + 1, |m, k| {
+        let (left, centre, right) = (
+            low + m as f64 * step,
+            low + (m + 1) as f64 * step,
+            low + (m + 2) as f64 * step,
+        );
+        let mel = hz_to_mel(k as f64 * SAMPLE_RATE / N_FFT as f64);
+        let rise = (mel - left) / (centre - left);
+        let fall = (right - mel) / (right - centre);
+        rise.min(fall).max(0.0)
+    })
 }
 
 #[cfg(test)]

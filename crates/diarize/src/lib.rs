@@ -15,7 +15,7 @@
 //!    change of speaker to the nearest pause ([`turns`]).
 //!
 //! The encoder is converted from Resemblyzer's weights by `infra/models/speaker_encoder.py`
-//! (`make models`); ONNX Runtime is the process's one environment from [`ecg_speech::models`].
+//! (`make models`); ONNX Runtime is the process's one environment from [`ecg_models`].
 //! Pure computation on local samples and files: nothing here speaks HTTP or knows of AWS.
 
 pub mod cluster;
@@ -31,7 +31,8 @@ use ecg_core::audio::{Audio, TimeSpan};
 use ecg_core::error::StageError;
 use ecg_core::request::SpeakerHint;
 use ecg_core::stages::{Diarizer, SpeakerTurn};
-use ecg_speech::models::model_dir;
+use ecg_models::model_dir;
+use serde::{Deserialize, Serialize};
 
 use crate::cluster::{Bounds, cluster};
 use crate::encoder::{Embedding, Features, SpeakerEncoder};
@@ -47,71 +48,29 @@ const MIN_CLUSTERED_FRAMES: usize = 50;
 const MODEL_FILE: &str = "speaker_encoder.onnx";
 
 /// How speakers are told apart.
-#[derive(Clone, Debug, PartialEq, clap::Args)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
 pub struct DiarizeConfig {
     /// The speaker-embedding ONNX model: `<model dir>/speaker_encoder.onnx` (GE2E) by default,
     /// or a standard export taking 80-band log-mel fbank, `[batch, frames, 80]` or
     /// `[batch, 80, frames]`, and returning `[batch, dim]`.
-    #[arg(
-        id = "speaker_model",
-        long = "speaker-model",
-        env = "ECG_SPEAKER_MODEL"
-    )]
     pub model: Option<PathBuf>,
     /// ONNX Runtime threads for the encoder.
-    #[arg(
-        id = "diarize_threads",
-        long = "diarize-threads",
-        env = "ECG_DIARIZE_THREADS",
-        default_value_t = 2
-    )]
     pub threads: usize,
     /// Windows per encoder run: larger batches use the CPU better, up to a point.
-    #[arg(
-        id = "diarize_batch",
-        long = "diarize-batch",
-        env = "ECG_DIARIZE_BATCH",
-        default_value_t = 32
-    )]
     pub batch: usize,
-    /// Milliseconds between the starts of consecutive 1.6 s windows.
-    #[arg(id = "diarize_hop_ms", long = "diarize-hop-ms", env = "ECG_DIARIZE_HOP_MS", default_value_t = 500,
-          value_parser = clap::value_parser!(u32).range(100..=1600))]
+    /// Milliseconds between the starts of consecutive 1.6 s windows (100 to 1600).
     pub hop_ms: u32,
     /// The most speakers found when the request gives no count or maximum.
-    #[arg(
-        id = "diarize_max_speakers",
-        long = "diarize-max-speakers",
-        env = "ECG_DIARIZE_MAX_SPEAKERS",
-        default_value_t = 10
-    )]
     pub max_speakers: usize,
     /// Clusters whose centroids are at least this similar (cosine; lower for clusters of few
     /// windows) are one speaker. Calibrated on this encoder with real and synthetic voices: one
     /// voice's clusters of dozens of windows score 0.86 to 0.97, distinct voices 0.5 to 0.8 (two
     /// close voices in a meeting up to 0.87: then they are one speaker).
-    #[arg(
-        id = "diarize_merge_similarity",
-        long = "diarize-merge-similarity",
-        env = "ECG_DIARIZE_MERGE_SIMILARITY",
-        default_value_t = 0.86
-    )]
     pub merge_similarity: f32,
     /// Shorter turns are absorbed by a neighbour (a speaker's only turn is kept).
-    #[arg(
-        id = "diarize_min_turn_ms",
-        long = "diarize-min-turn-ms",
-        env = "ECG_DIARIZE_MIN_TURN_MS",
-        default_value_t = 500
-    )]
     pub min_turn_ms: u32,
     /// How far a change of speaker may move to reach a pause.
-    #[arg(
-        id = "diarize_snap_ms",
-        long = "diarize-snap-ms",
-        env = "ECG_DIARIZE_SNAP_MS",
-        default_value_t = 400
-    )]
     pub snap_ms: u32,
 }
 
@@ -131,18 +90,6 @@ impl Default for DiarizeConfig {
 }
 
 impl DiarizeConfig {
-    /// The settings from `ECG_DIARIZE_*` variables alone, for callers without a command line.
-    pub fn from_env() -> Result<Self, StageError> {
-        #[derive(clap::Parser)]
-        struct EnvOnly {
-            #[command(flatten)]
-            config: DiarizeConfig,
-        }
-        <EnvOnly as clap::Parser>::try_parse_from(["ecg"])
-            .map(|e| e.config)
-            .map_err(|e| StageError::ModelLoading(format!("bad diarization settings: {e}")))
-    }
-
     /// The encoder file: the configured one, else the model directory's.
     pub fn model_path(&self) -> PathBuf {
         self.model

@@ -1,11 +1,13 @@
 //! The speaker encoder's input features, as Resemblyzer computes them (`resemblyzer/audio.py`):
 //! `librosa.feature.melspectrogram` with its defaults on 16 kHz audio — 400-sample (25 ms) periodic
 //! Hann frames every 160 samples (10 ms), centred on their hop, power spectrum, 40 Slaney mel
-//! bands with Slaney (unit-area) normalisation, and no logarithm. Before that, Resemblyzer raises
+//! bands with Slaney (unit-area) normalisation ([`ecg_audio::dsp::mel`]), and no logarithm. Before that, Resemblyzer raises
 //! quiet audio to -30 dBFS (never lowers it).
 
 use std::sync::Arc;
 
+use ecg_audio::dsp::mel::{MelBand, slaney_filterbank};
+use ecg_audio::dsp::stats::sum_of_squares;
 use realfft::num_complex::Complex;
 use realfft::{RealFftPlanner, RealToComplex};
 
@@ -24,10 +26,7 @@ const TARGET_DBFS: f64 = -30.0;
 pub fn volume_gain<'a>(samples: impl IntoIterator<Item = &'a [f32]>) -> f32 {
     let (mut sum, mut count) = (0.0f64, 0usize);
     for part in samples {
-        sum += part
-            .iter()
-            .map(|&s| f64::from(s) * f64::from(s))
-            .sum::<f64>();
+        sum += sum_of_squares(part);
         count += part.len();
     }
     let rms = (sum / count.max(1) as f64).sqrt();
@@ -36,39 +35,6 @@ pub fn volume_gain<'a>(samples: impl IntoIterator<Item = &'a [f32]>) -> f32 {
     }
     let target = 10f64.powf(TARGET_DBFS / 20.0);
     (target / rms).max(1.0) as f32
-}
-
-/// One triangular filter: its weights from FFT bin `first` on (shared with [`crate::fbank`]).
-pub(crate) struct Band {
-    first: usize,
-    weights: Vec<f32>,
-}
-
-impl Band {
-    /// The filter from a weight for every FFT bin, keeping only its non-zero span.
-    pub(crate) fn from_bins(all: &[f32]) -> Self {
-        let first = all.iter().position(|&w| w > 0.0).unwrap_or(0);
-        let last = all.iter().rposition(|&w| w > 0.0).unwrap_or(first);
-        Self {
-            first,
-            weights: all[first..=last].to_vec(),
-        }
-    }
-
-    /// The filter's output for a power spectrum.
-    pub(crate) fn energy(&self, power: &[f32]) -> f32 {
-        self.weights
-            .iter()
-            .zip(&power[self.first..])
-            .map(|(w, p)| w * p)
-            .sum()
-    }
-
-    /// FFT bins the filter covers.
-    #[cfg(test)]
-    pub(crate) fn bins(&self) -> std::ops::Range<usize> {
-        self.first..self.first + self.weights.len()
-    }
 }
 
 /// One FFT plan's buffers for a run of frames: a windowed frame in, its power spectrum out.
@@ -128,7 +94,7 @@ pub(crate) fn centred_sample(samples: &[f32], t: usize, len: usize, n: usize) ->
 pub struct MelFrontend {
     fft: Arc<dyn RealToComplex<f32>>,
     window: Vec<f32>,
-    bands: Vec<Band>,
+    bands: Vec<MelBand>,
 }
 
 impl Default for MelFrontend {
@@ -146,7 +112,7 @@ impl MelFrontend {
         Self {
             fft: RealFftPlanner::<f32>::new().plan_fft_forward(N_FFT),
             window,
-            bands: slaney_bands(),
+            bands: slaney_filterbank(N_MELS, N_FFT, SAMPLE_RATE),
         }
     }
 
@@ -171,69 +137,9 @@ impl MelFrontend {
     }
 }
 
-/// Slaney's Auditory Toolbox mel scale: linear below 1 kHz, logarithmic above.
-fn hz_to_mel(hz: f64) -> f64 {
-    const F_SP: f64 = 200.0 / 3.0;
-    if hz < 1000.0 {
-        hz / F_SP
-    } else {
-        15.0 + (hz / 1000.0).ln() / (6.4f64.ln() / 27.0)
-    }
-}
-
-fn mel_to_hz(mel: f64) -> f64 {
-    const F_SP: f64 = 200.0 / 3.0;
-    if mel < 15.0 {
-        mel * F_SP
-    } else {
-        1000.0 * ((mel - 15.0) * 6.4f64.ln() / 27.0).exp()
-    }
-}
-
-/// `librosa.filters.mel(sr=16000, n_fft=400, n_mels=40)`: triangles between 0 Hz and Nyquist,
-/// evenly spaced in mel, each scaled to unit area (`norm="slaney"`).
-fn slaney_bands() -> Vec<Band> {
-    let top = hz_to_mel(SAMPLE_RATE / 2.0);
-    let edges: Vec<f64> = (0..N_MELS + 2)
-        .map(|i| mel_to_hz(top * i as f64 / (N_MELS + 1) as f64))
-        .collect();
-    let bins = N_FFT / 2 + 1;
-    (0..N_MELS)
-        .map(|m| {
-            let (lo, mid, hi) = (edges[m], edges[m + 1], edges[m + 2]);
-            let area = 2.0 / (hi - lo);
-            let all: Vec<f32> = (0..bins)
-                .map(|k| {
-                    let f = k as f64 * SAMPLE_RATE / N_FFT as f64;
-                    let rise = (f - lo) / (mid - lo);
-                    let fall = (hi - f) / (hi - mid);
-                    (rise.min(fall).max(0.0) * area) as f32
-                })
-                .collect();
-            Band::from_bins(&all)
-        })
-        .collect()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn filters_match_librosa() {
-        // Values of librosa.filters.mel(sr=16000, n_fft=400, n_mels=40).
-        let bands = slaney_bands();
-        let check = |m: usize, first: usize, expected: &[f64]| {
-            assert_eq!(bands[m].first, first, "band {m}");
-            for (w, e) in bands[m].weights.iter().zip(expected) {
-                assert!((f64::from(*w) - e).abs() < 1e-6, "band {m}: {w} vs {e}");
-            }
-        };
-        check(0, 1, &[0.007_390_209, 0.012_404_521, 0.005_014_312]);
-        check(10, 19, &[0.004_489_280, 0.011_879_490, 0.007_915_241]);
-        check(39, 172, &[2.072_259_5e-5, 1.518_162_6e-4, 2.829_099_5e-4]);
-        assert_eq!(bands[39].first + bands[39].weights.len() - 1, 199);
-    }
 
     #[test]
     fn a_tone_lands_in_its_band_with_power_scaling() {
@@ -248,7 +154,7 @@ mod tests {
         let loudest = (0..N_MELS)
             .max_by(|&a, &b| middle[a].total_cmp(&middle[b]))
             .unwrap();
-        assert!(slaney_bands()[loudest].bins().contains(&25));
+        assert!(mel.bands[loudest].bins().contains(&25));
         // Power, not magnitude: doubling the gain quadruples every band.
         let louder = mel.frames(&tone, 2.0, 50, 1);
         assert!((louder[loudest] / middle[loudest] - 4.0).abs() < 1e-3);

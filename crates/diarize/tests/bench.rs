@@ -13,7 +13,8 @@ use common::*;
 use ecg_core::audio::{Audio, SAMPLE_RATE_HZ};
 use ecg_core::request::{Language, SpeakerHint};
 use ecg_core::stages::{AsrOptions, Diarizer, Transcriber, VoiceDetector};
-use ecg_speech::{AsrConfig, WhisperTranscriber};
+use ecg_settings::AsrArgs;
+use ecg_speech::WhisperTranscriber;
 
 #[test]
 #[ignore = "benchmark: minutes of audio, run in release"]
@@ -26,8 +27,9 @@ fn diarization_time_grows_linearly() {
     let whisper_minutes: usize = std::env::var("ECG_BENCH_WHISPER_MINUTES").map_or(1, |m| {
         m.parse().expect("ECG_BENCH_WHISPER_MINUTES is a number")
     });
-    let whisper = (whisper_minutes > 0)
-        .then(|| WhisperTranscriber::new(&AsrConfig::from_env().unwrap()).unwrap());
+    let whisper = (whisper_minutes > 0).then(|| {
+        WhisperTranscriber::new(&ecg_settings::from_env::<AsrArgs>().unwrap().config()).unwrap()
+    });
 
     // Distinct dialogues (different sentences and pauses) until 20 minutes.
     let voices = [KAL, SLT, ESPEAK_M3];

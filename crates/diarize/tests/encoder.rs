@@ -27,7 +27,7 @@ fn windows(samples: &[f32], count: usize) -> Vec<f32> {
 fn encoder(batch: usize) -> SpeakerEncoder {
     require_models();
     SpeakerEncoder::load(
-        &ecg_speech::model_dir().join("speaker_encoder.onnx"),
+        &ecg_models::model_dir().join("speaker_encoder.onnx"),
         1,
         batch,
     )

@@ -9,9 +9,8 @@ use ecg_core::audio::{Audio, TimeSpan};
 use ecg_core::contract::{AnalysisResult, Emotion};
 use ecg_core::error::StageError;
 use ecg_core::stages::EmotionAnalyzer;
-use ecg_speech::models::onnx_runtime;
+use ecg_models::onnx_session;
 use ort::session::Session;
-use ort::session::builder::GraphOptimizationLevel;
 use ort::value::{TensorElementType, TensorRef, ValueType};
 
 use crate::config::{EmotionConfig, ModelInput};
@@ -53,16 +52,7 @@ impl OnnxEmotion {
             .unwrap_or_else(|| default_labels_path(path));
         let labels = read_labels(&labels_path)?;
 
-        let env = onnx_runtime()?;
-        let load = |e: &dyn std::fmt::Display| {
-            StageError::ModelLoading(format!("cannot load {}: {e}", path.display()))
-        };
-        let session = Session::builder(&env)
-            .map_err(|e| load(&e))?
-            .with_optimization_level(GraphOptimizationLevel::Level3)
-            .map_err(|e| load(&e))?
-            .commit_from_file(path)
-            .map_err(|e| load(&e))?;
+        let session = onnx_session(path, None)?;
         check_signature(&session, config.input, labels.len())
             .map_err(|e| StageError::ModelLoading(format!("{}: {e}", path.display())))?;
 

@@ -11,14 +11,15 @@
 use std::collections::BTreeMap;
 
 use ecg_audio::dsp::level::SILENCE_DBFS;
-use ecg_audio::dsp::yin::{Yin, median};
+use ecg_audio::dsp::stats::{median, quantile};
+use ecg_audio::dsp::yin::Yin;
 use ecg_core::audio::{Audio, SAMPLE_RATE_HZ, TimeSpan};
 use ecg_core::contract::{AnalysisResult, Emotion, Segment, SegmentWord};
 use ecg_core::error::StageError;
 use ecg_core::stages::EmotionAnalyzer;
 
 use crate::scoring::{ArousalLabel, Cue, Cues, activation, emphasis, margin};
-use crate::stats::{Spread, quantile};
+use crate::stats::Spread;
 use crate::syllables::syllables;
 
 /// `metadata.emotion_method` of this analyzer.

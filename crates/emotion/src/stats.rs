@@ -1,7 +1,7 @@
 //! Robust statistics: medians and median absolute deviations, so that one shouted word or one
 //! octave error of the pitch tracker barely moves a speaker's baseline.
 
-use ecg_audio::dsp::yin::median;
+use ecg_audio::dsp::stats::median;
 
 /// MAD × 1.4826 estimates the standard deviation of normally distributed values.
 const MAD_TO_SIGMA: f64 = 1.4826;
@@ -40,16 +40,6 @@ impl Spread {
     }
 }
 
-/// The `q`-quantile (0 ≤ q ≤ 1) of ascending `sorted` values, linearly interpolated between
-/// neighbours; `None` when empty.
-pub(crate) fn quantile(sorted: &[f64], q: f64) -> Option<f64> {
-    let last = sorted.len().checked_sub(1)?;
-    let pos = q.clamp(0.0, 1.0) * last as f64;
-    // Non-negative and at most `last`, so the casts are exact.
-    let (lo, hi) = (pos.floor() as usize, pos.ceil() as usize);
-    Some(sorted[lo] + (sorted[hi] - sorted[lo]) * (pos - lo as f64))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -76,16 +66,5 @@ mod tests {
         assert_eq!(s.z(-17.0), 2.0);
         assert_eq!(s.z(40.0), Z_LIMIT);
         assert_eq!(s.z(-80.0), -Z_LIMIT);
-    }
-
-    #[test]
-    fn quantiles_interpolate() {
-        let x = [0.0, 10.0, 20.0, 30.0, 40.0];
-        assert_eq!(quantile(&x, 0.5), Some(20.0));
-        assert_eq!(quantile(&x, 0.1), Some(4.0));
-        assert_eq!(quantile(&x, 0.9), Some(36.0));
-        assert_eq!(quantile(&x, 1.0), Some(40.0));
-        assert_eq!(quantile(&[7.0], 0.9), Some(7.0));
-        assert_eq!(quantile(&[], 0.5), None);
     }
 }

@@ -13,7 +13,6 @@ mod common;
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
-use clap::Parser;
 use common::{emphases, require_models, say, steady, synthetic_result};
 use ecg_core::audio::TimeSpan;
 use ecg_core::error::StageError;
@@ -226,25 +225,4 @@ fn without_a_model_prosody_runs() {
         result.metadata.emotion_method.as_deref(),
         Some("prosody-v1")
     );
-}
-
-#[test]
-fn settings_parse_from_the_command_line() {
-    #[derive(Parser)]
-    struct Cli {
-        #[command(flatten)]
-        emotion: EmotionConfig,
-    }
-    let cli = Cli::try_parse_from([
-        "ecg",
-        "--emotion-model",
-        "/m/ser.onnx",
-        "--emotion-input",
-        "logmel",
-    ])
-    .unwrap();
-    assert_eq!(cli.emotion.model, Some(PathBuf::from("/m/ser.onnx")));
-    assert_eq!(cli.emotion.input, ModelInput::Logmel);
-    assert_eq!(cli.emotion.labels, None);
-    assert!(Cli::try_parse_from(["ecg", "--emotion-input", "mfcc"]).is_err());
 }

@@ -26,7 +26,8 @@ use ecg_core::stages::{
     VoiceDetector,
 };
 use ecg_emotion::ProsodyEmotion;
-use ecg_speech::{AsrConfig, SileroVad, VadConfig, WhisperTranscriber};
+use ecg_settings::{AsrArgs, VadArgs};
+use ecg_speech::{SileroVad, WhisperTranscriber};
 
 /// One sentence and how espeak-ng says it.
 struct Line {
@@ -117,8 +118,9 @@ fn stages() -> &'static Stages {
     STAGES.get_or_init(|| {
         require_models(&["ggml-base-q8_0.bin", "silero_vad.onnx", "libonnxruntime.so"]);
         Stages {
-            vad: SileroVad::new(VadConfig::from_env().unwrap()).unwrap(),
-            asr: WhisperTranscriber::new(&AsrConfig::from_env().unwrap()).unwrap(),
+            vad: SileroVad::new(ecg_settings::from_env::<VadArgs>().unwrap().config()).unwrap(),
+            asr: WhisperTranscriber::new(&ecg_settings::from_env::<AsrArgs>().unwrap().config())
+                .unwrap(),
         }
     })
 }

@@ -5,31 +5,16 @@
 //!   `libonnxruntime.so`), streamed over 32 ms chunks into padded speech regions.
 //! - [`transcribe`]: [`WhisperTranscriber`], Whisper through whisper.cpp (`whisper-rs`): speech
 //!   regions packed into 30 s windows, word timings, hallucination guards, sentence segments.
-//! - [`models`]: the model directory, Whisper model names and files, and the process's one
-//!   ONNX Runtime environment.
+//! - [`models`]: Whisper model names and files.
 //!
 //! Both stages implement `ecg_core::stages` traits, load their model once and are shared by every
-//! job. Models are local files (`ECG_MODEL_DIR`, provisioned by `make models`): nothing here
+//! job. Models are local files (`ECG_MODEL_DIR`, provisioned by `make models`, found through
+//! `ecg-models` with the process's one ONNX Runtime environment): nothing here
 //! downloads anything, speaks HTTP or knows of AWS. The `cuda` feature runs whisper.cpp on the GPU.
 
 pub mod models;
 pub mod transcribe;
 pub mod vad;
 
-pub use models::model_dir;
 pub use transcribe::{AsrConfig, WhisperTranscriber, WordTiming, abandon_transcriptions};
 pub use vad::{SileroVad, VadConfig};
-
-use ecg_core::error::StageError;
-
-/// Settings from environment variables alone, through the same definitions as the command line.
-fn config_from_env<T: clap::Args>() -> Result<T, StageError> {
-    #[derive(clap::Parser)]
-    struct EnvOnly<T: clap::Args> {
-        #[command(flatten)]
-        config: T,
-    }
-    <EnvOnly<T> as clap::Parser>::try_parse_from(["ecg"])
-        .map(|e| e.config)
-        .map_err(|e| StageError::ModelLoading(format!("bad speech settings: {e}")))
-}

@@ -1,35 +1,8 @@
-//! Where model files live, how a configured Whisper model becomes a file, and the one ONNX
-//! Runtime environment of the process.
+//! How a configured Whisper model becomes a file, and what its header says about it.
 
 use std::fs::File;
 use std::io::Read;
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
-
-use ecg_core::error::StageError;
-
-/// Overrides the model directory.
-pub const MODEL_DIR_ENV: &str = "ECG_MODEL_DIR";
-
-/// Overrides where the ONNX Runtime library is loaded from (`ORT_DYLIB_PATH` is honoured too).
-pub const ORT_DYLIB_ENV: &str = "ECG_ORT_DYLIB";
-
-/// The ONNX Runtime library `make models` provisions next to the models.
-const ORT_DYLIB_NAME: &str = "libonnxruntime.so";
-
-/// Where the models are, found at run time: `ECG_MODEL_DIR`, else a `models/` directory next to
-/// the executable (an installed release), else `./models` (a checkout, where `make models` puts
-/// them). Never the build tree: a binary copied elsewhere must not depend on where it was built.
-pub fn model_dir() -> PathBuf {
-    if let Some(dir) = std::env::var_os(MODEL_DIR_ENV).filter(|d| !d.is_empty()) {
-        return PathBuf::from(dir);
-    }
-    std::env::current_exe()
-        .ok()
-        .and_then(|exe| Some(exe.parent()?.join("models")))
-        .filter(|dir| dir.is_dir())
-        .unwrap_or_else(|| PathBuf::from("models"))
-}
 
 /// Whisper sizes from the largest to the smallest, as whisper.cpp names its `ggml-<name>.bin` files.
 const WHISPER_SIZES: [&str; 8] = [
@@ -125,38 +98,6 @@ impl WhisperShape {
     pub fn large_v3_vocabulary(self) -> bool {
         self.n_vocab == 51_866
     }
-}
-
-/// The process's ONNX Runtime environment: ONNX Runtime allows one per process, so every ort
-/// session (voice activity, speaker embeddings, …) must be built from this one.
-pub fn onnx_runtime() -> Result<ort::environment::Environment, StageError> {
-    static ENV: Mutex<Option<ort::environment::Environment>> = Mutex::new(None);
-    let mut env = ENV
-        .lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner);
-    if let Some(env) = env.as_ref() {
-        return Ok(env.clone());
-    }
-    let dylib = ort_dylib_path();
-    let built = ort::init_from(&dylib)
-        .map_err(|e| {
-            StageError::ModelLoading(format!(
-                "cannot load ONNX Runtime from {} (run `make models` or set {ORT_DYLIB_ENV}): {e}",
-                dylib.display()
-            ))
-        })?
-        .with_name("ecg")
-        .build()
-        .map_err(|e| StageError::ModelLoading(format!("cannot start ONNX Runtime: {e}")))?;
-    *env = Some(built.clone());
-    Ok(built)
-}
-
-fn ort_dylib_path() -> PathBuf {
-    [ORT_DYLIB_ENV, "ORT_DYLIB_PATH"]
-        .iter()
-        .find_map(|var| std::env::var_os(var).filter(|v| !v.is_empty()))
-        .map_or_else(|| model_dir().join(ORT_DYLIB_NAME), PathBuf::from)
 }
 
 #[cfg(test)]

@@ -18,14 +18,14 @@ use ecg_core::audio::{Audio, TimeSpan};
 use ecg_core::error::StageError;
 use ecg_core::request::Language;
 use ecg_core::stages::{AsrOptions, TimedWord, Transcriber, Transcript};
+use serde::{Deserialize, Serialize};
 use whisper_rs::{
     DtwMode, DtwModelPreset, DtwParameters, FullParams, SamplingStrategy, WhisperContext,
     WhisperContextParameters, WhisperState,
 };
 
-use crate::models::{
-    WhisperShape, model_dir, model_name_of, smaller_whisper_models, whisper_model_path,
-};
+use crate::models::{WhisperShape, model_name_of, smaller_whisper_models, whisper_model_path};
+use ecg_models::model_dir;
 use segments::Placed;
 use windows::Window;
 use words::{Token, Word};
@@ -47,8 +47,9 @@ pub fn abandon_transcriptions() {
 /// A region without words shorter than this is taken as a cough or a noise, not skipped speech.
 const MIN_SKIPPED_REGION_S: f64 = 1.5;
 
-/// How word start and end times are found.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+/// How word start and end times are found; named `dtw` and `tokens` in settings.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum WordTiming {
     /// Dynamic time warping over the cross-attention of the model's alignment heads: a token
     /// ends where the warping path reaches it. The default: on packed sentences it put
@@ -59,32 +60,23 @@ pub enum WordTiming {
     Tokens,
 }
 
-/// The recogniser's settings; every field also reads an `ECG_ASR_*` variable.
-#[derive(Clone, Debug, PartialEq, clap::Args)]
+/// The recogniser's settings.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
 pub struct AsrConfig {
     /// A model name (`tiny` … `large-v3-turbo`, quantized ones such as `base-q8_0`, found as
     /// `<model dir>/ggml-<name>.bin`) or the path of any whisper.cpp ggml file.
-    #[arg(long = "asr-model", env = "ECG_ASR_MODEL", default_value = DEFAULT_MODEL)]
     pub model: String,
-    /// Models tried in order when the configured one cannot be loaded (comma-separated); by
-    /// default the standard sizes smaller than a named model.
-    #[arg(
-        long = "asr-fallback-models",
-        env = "ECG_ASR_FALLBACK_MODELS",
-        value_delimiter = ','
-    )]
+    /// Models tried in order when the configured one cannot be loaded; by default the standard
+    /// sizes smaller than a named model.
     pub fallback_models: Option<Vec<String>>,
     /// Decoding threads; all available cores by default.
-    #[arg(long = "asr-threads", env = "ECG_ASR_THREADS")]
     pub threads: Option<usize>,
     /// Load the model on the GPU (builds with the `cuda` feature only).
-    #[arg(long = "asr-gpu", env = "ECG_ASR_GPU", default_value_t = true, action = clap::ArgAction::Set)]
     pub gpu: bool,
     /// How word times are found.
-    #[arg(long = "asr-word-timing", env = "ECG_ASR_WORD_TIMING", value_enum, default_value_t = WordTiming::Dtw)]
     pub word_timing: WordTiming,
     /// Beam width; 1 decodes greedily.
-    #[arg(long = "asr-beam-size", env = "ECG_ASR_BEAM_SIZE", default_value_t = 1)]
     pub beam_size: u8,
 }
 
@@ -102,11 +94,6 @@ impl Default for AsrConfig {
 }
 
 impl AsrConfig {
-    /// The settings from `ECG_ASR_*` variables alone, for callers without a command line.
-    pub fn from_env() -> Result<Self, StageError> {
-        crate::config_from_env()
-    }
-
     fn candidates(&self) -> Vec<String> {
         let fallbacks = self
             .fallback_models

@@ -15,8 +15,9 @@ use ecg_core::stages::VoiceDetector;
 use ort::session::Session;
 use ort::session::builder::GraphOptimizationLevel;
 use ort::value::{Tensor, TensorRef};
+use serde::{Deserialize, Serialize};
 
-use crate::models::{model_dir, onnx_runtime};
+use ecg_models::{model_dir, onnx_runtime};
 
 /// New samples per model call.
 const CHUNK: usize = 512;
@@ -34,33 +35,20 @@ const MODEL_FILE: &str = "silero_vad.onnx";
 const NARROWBAND_LOWERING: f32 = 0.2;
 
 /// How speech probabilities become regions.
-#[derive(Clone, Debug, PartialEq, clap::Args)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
 pub struct VadConfig {
     /// The Silero VAD ONNX file; `<model dir>/silero_vad.onnx` by default.
-    #[arg(id = "vad_model", long = "vad-model", env = "ECG_VAD_MODEL")]
     pub model: Option<PathBuf>,
     /// Speech starts when the probability reaches this.
-    #[arg(long = "vad-onset", env = "ECG_VAD_ONSET", default_value_t = 0.5)]
     pub onset: f32,
     /// Speech may end once the probability falls below this (hysteresis below `onset`).
-    #[arg(long = "vad-offset", env = "ECG_VAD_OFFSET", default_value_t = 0.35)]
     pub offset: f32,
     /// Shorter bursts are dropped: clicks and coughs, not speech.
-    #[arg(
-        long = "vad-min-speech-ms",
-        env = "ECG_VAD_MIN_SPEECH_MS",
-        default_value_t = 250
-    )]
     pub min_speech_ms: u32,
     /// Silence must last this long to split speech; shorter pauses stay inside a region.
-    #[arg(
-        long = "vad-min-silence-ms",
-        env = "ECG_VAD_MIN_SILENCE_MS",
-        default_value_t = 400
-    )]
     pub min_silence_ms: u32,
     /// Added on both sides so soft word onsets and endings are not clipped.
-    #[arg(long = "vad-pad-ms", env = "ECG_VAD_PAD_MS", default_value_t = 200)]
     pub pad_ms: u32,
 }
 
@@ -85,11 +73,6 @@ impl VadConfig {
             offset: (self.offset - NARROWBAND_LOWERING).max(0.01),
             ..self.clone()
         }
-    }
-
-    /// The settings from `ECG_VAD_*` variables alone, for callers without a command line.
-    pub fn from_env() -> Result<Self, StageError> {
-        crate::config_from_env()
     }
 }
 

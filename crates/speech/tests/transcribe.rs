@@ -19,7 +19,8 @@ use common::{
 use ecg_core::audio::{Audio, TimeSpan};
 use ecg_core::request::Language;
 use ecg_core::stages::{AsrOptions, Transcriber, Transcript, VoiceDetector};
-use ecg_speech::{AsrConfig, SileroVad, VadConfig, WhisperTranscriber};
+use ecg_settings::{AsrArgs, VadArgs};
+use ecg_speech::{SileroVad, WhisperTranscriber};
 
 struct Stages {
     vad: SileroVad,
@@ -31,8 +32,9 @@ fn stages() -> &'static Stages {
     STAGES.get_or_init(|| {
         require_models();
         Stages {
-            vad: SileroVad::new(VadConfig::from_env().unwrap()).unwrap(),
-            asr: WhisperTranscriber::new(&AsrConfig::from_env().unwrap()).unwrap(),
+            vad: SileroVad::new(ecg_settings::from_env::<VadArgs>().unwrap().config()).unwrap(),
+            asr: WhisperTranscriber::new(&ecg_settings::from_env::<AsrArgs>().unwrap().config())
+                .unwrap(),
         }
     })
 }

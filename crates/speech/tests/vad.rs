@@ -11,11 +11,12 @@ mod common;
 use common::{noise, require_models, seconds, silence, speech};
 use ecg_core::audio::{Audio, TimeSpan};
 use ecg_core::stages::VoiceDetector;
-use ecg_speech::{SileroVad, VadConfig};
+use ecg_settings::VadArgs;
+use ecg_speech::SileroVad;
 
 fn vad() -> SileroVad {
     require_models();
-    SileroVad::new(VadConfig::from_env().unwrap()).unwrap()
+    SileroVad::new(ecg_settings::from_env::<VadArgs>().unwrap().config()).unwrap()
 }
 
 #[test]

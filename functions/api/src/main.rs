@@ -10,8 +10,8 @@ use anyhow::Context;
 use clap::Parser;
 use ecg_api::{ApiConfig, AppState};
 use ecg_aws::{AwsClients, AwsConfig};
-use ecg_core::request::{AllowedHosts, UrlPolicy};
 use ecg_core::telemetry::LogReader;
+use ecg_settings::{CorsArgs, UrlArgs};
 
 /// Settings: environment variables (flags too, for local runs).
 #[derive(Parser, Debug)]
@@ -19,20 +19,10 @@ use ecg_core::telemetry::LogReader;
 struct Cli {
     #[command(flatten)]
     aws: AwsConfig,
-    /// Comma-separated CORS allow-list.
-    #[arg(
-        long,
-        env = "ECG_CORS_ORIGINS",
-        value_delimiter = ',',
-        default_value = "http://localhost:3000,http://localhost:8000"
-    )]
-    cors_origins: Vec<String>,
-    /// Allow plain http, local paths and loopback/private hosts (local use and tests only).
-    #[arg(long, env = "ECG_ALLOW_LOCAL_URLS", default_value_t = false, action = clap::ArgAction::Set)]
-    allow_local_urls: bool,
-    /// Comma-separated hosts that `fastapi_base_url` may name; any host when unset.
-    #[arg(long, env = "ECG_CALLBACK_ALLOWED_HOSTS")]
-    callback_allowed_hosts: Option<AllowedHosts>,
+    #[command(flatten)]
+    cors: CorsArgs,
+    #[command(flatten)]
+    urls: UrlArgs,
     /// How long `/transcribe` waits for its job; under API Gateway's 29 s integration limit.
     #[arg(long, env = "ECG_TRANSCRIBE_DEADLINE_SECS", default_value_t = 25)]
     transcribe_deadline_secs: u64,
@@ -53,11 +43,8 @@ async fn main() -> anyhow::Result<()> {
         queue: Arc::new(cli.aws.job_queue(&clients, None)),
         checks: Vec::new(),
         config: Arc::new(ApiConfig {
-            url_policy: UrlPolicy {
-                allow_local: cli.allow_local_urls,
-                callback_hosts: cli.callback_allowed_hosts,
-            },
-            cors_origins: cli.cors_origins,
+            url_policy: cli.urls.policy(),
+            cors_origins: cli.cors.cors_origins,
             transcribe_deadline: Duration::from_secs(cli.transcribe_deadline_secs),
             ..ApiConfig::default()
         }),
@@ -77,4 +64,14 @@ async fn main() -> anyhow::Result<()> {
     println!("listening on http://{}", listener.local_addr()?);
     axum::serve(listener, app).await?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    #[test]
+    fn flags_and_variables_are_consistent() {
+        super::Cli::command().debug_assert();
+    }
 }

@@ -1,17 +1,14 @@
 //! Signal level in dBFS.
 
+use crate::dsp::stats::mean_square;
+
 /// The level reported for digital silence (and for no samples at all): below this, 20·log10
 /// of the RMS says nothing useful, and a finite floor keeps the JSON free of `-inf`.
 pub const SILENCE_DBFS: f64 = -100.0;
 
 /// Root mean square of the samples; 0.0 for an empty slice.
 pub fn rms(samples: &[f32]) -> f64 {
-    if samples.is_empty() {
-        return 0.0;
-    }
-    // f64 accumulation: a long slice of f32 squares loses precision otherwise.
-    let sum_sq: f64 = samples.iter().map(|&s| f64::from(s) * f64::from(s)).sum();
-    (sum_sq / samples.len() as f64).sqrt()
+    mean_square(samples).sqrt()
 }
 
 /// An RMS amplitude (full scale = 1.0) in dBFS, floored at [`SILENCE_DBFS`].

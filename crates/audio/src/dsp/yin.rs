@@ -15,6 +15,8 @@ use std::sync::Arc;
 use realfft::num_complex::Complex;
 use realfft::{ComplexToReal, RealFftPlanner, RealToComplex};
 
+use crate::dsp::stats::{mean_square, median};
+
 /// Voicing threshold on d'. The paper suggests 0.1–0.15; real voices glide in pitch within a
 /// frame and reach lossy codecs and reverberant rooms, so the upper end: on synthetic speech it
 /// finds about a third more voiced frames than 0.1, with the same pitch distribution.
@@ -280,29 +282,8 @@ fn parabolic_offset(left: f64, centre: f64, right: f64) -> f64 {
     (0.5 * (left - right) / curvature).clamp(-1.0, 1.0)
 }
 
-fn mean_square(x: &[f32]) -> f64 {
-    if x.is_empty() {
-        return 0.0;
-    }
-    x.iter().map(|&s| f64::from(s) * f64::from(s)).sum::<f64>() / x.len() as f64
-}
-
 fn db_to_power(db: f64) -> f64 {
     10f64.powf(db / 10.0)
-}
-
-/// Median of the values (mean of the middle two for an even count), `None` when empty.
-pub fn median(values: &mut [f64]) -> Option<f64> {
-    if values.is_empty() {
-        return None;
-    }
-    values.sort_by(f64::total_cmp);
-    let mid = values.len() / 2;
-    Some(if values.len().is_multiple_of(2) {
-        0.5 * (values[mid - 1] + values[mid])
-    } else {
-        values[mid]
-    })
 }
 
 #[cfg(test)]
@@ -392,12 +373,5 @@ mod tests {
         let mut single = frames(&[Some(200.0)]);
         drop_isolated(&mut single);
         assert_eq!(single[0].f0_hz, Some(200.0));
-    }
-
-    #[test]
-    fn median_of_even_and_odd_counts() {
-        assert_eq!(median(&mut [3.0, 1.0, 2.0]), Some(2.0));
-        assert_eq!(median(&mut [4.0, 1.0, 2.0, 3.0]), Some(2.5));
-        assert_eq!(median(&mut []), None);
     }
 }

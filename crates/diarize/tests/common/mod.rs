@@ -65,7 +65,7 @@ const SENTENCES: [&str; 24] = [
 
 /// Fails loudly when the provisioned models are missing: model tests must never pass by skipping.
 pub fn require_models() {
-    let dir = ecg_speech::model_dir();
+    let dir = ecg_models::model_dir();
     for file in [
         "speaker_encoder.onnx",
         "silero_vad.onnx",

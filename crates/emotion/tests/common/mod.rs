@@ -17,7 +17,7 @@ use ecg_core::stages::{SpeakerTurn, TimedWord, Transcript, TranscriptSegment};
 
 /// Fails loudly when provisioned files are missing: model tests must never pass by skipping.
 pub fn require_models(files: &[&str]) -> PathBuf {
-    let dir = ecg_speech::model_dir();
+    let dir = ecg_models::model_dir();
     for file in files {
         assert!(
             dir.join(file).is_file(),

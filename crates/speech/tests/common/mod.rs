@@ -15,7 +15,7 @@ use ecg_core::stages::Transcript;
 
 /// Fails loudly when the provisioned models are missing: model tests must never pass by skipping.
 pub fn require_models() -> PathBuf {
-    let dir = ecg_speech::model_dir();
+    let dir = ecg_models::model_dir();
     for file in ["ggml-base-q8_0.bin", "silero_vad.onnx", "libonnxruntime.so"] {
         assert!(
             dir.join(file).is_file(),
