@@ -4,6 +4,7 @@ use std::net::IpAddr;
 use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
+use ecg_core::ports::FetchLimits;
 use ecg_core::request::Language;
 use ecg_settings::{
     CallbackArgs, CorsArgs, DecodeArgs, DownloadArgs, ModelArgs, UrlArgs, WorkerArgs,
@@ -102,6 +103,10 @@ pub struct ServeArgs {
     /// Where the embedded job store lives.
     #[arg(long, env = "ECG_DATA_DIR", default_value = "data")]
     pub data_dir: PathBuf,
+    /// Media sent with a request (`POST /transcribe` as a form, `/v1/audio/transcriptions`) may
+    /// be this large; larger uploads get 413. As large as a download may be by default.
+    #[arg(long, env = "ECG_MAX_UPLOAD_BYTES", default_value_t = FetchLimits::default().max_bytes)]
+    pub max_upload_bytes: u64,
     #[command(flatten)]
     pub callbacks: CallbackArgs,
     #[command(flatten)]

@@ -4,7 +4,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
-use ecg_api::{ApiConfig, ApiToken, AppState};
+use ecg_api::{ApiConfig, ApiToken, AppState, UploadConfig};
 use ecg_app::ModelConfig;
 use ecg_audio::DecodeLimits;
 use ecg_core::ports::{HealthCheck, JobQueue, JobStore};
@@ -71,6 +71,11 @@ pub async fn run(
             url_policy,
             cors_origins: args.cors.cors_origins.clone(),
             api_token,
+            // Next to the job store: uploads wait there until their job has ended.
+            uploads: Some(UploadConfig {
+                dir: args.data_dir.join("uploads"),
+                max_bytes: args.max_upload_bytes,
+            }),
             ..ApiConfig::default()
         }),
         metrics: Some(Arc::new(metrics)),

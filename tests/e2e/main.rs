@@ -7,6 +7,7 @@
 #[path = "../common/mod.rs"]
 mod common;
 mod metrics;
+mod uploads;
 
 use std::time::Duration;
 

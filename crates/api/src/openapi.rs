@@ -6,12 +6,16 @@ use axum::Router;
 use axum::http::header;
 use axum::response::{Html, IntoResponse};
 use axum::routing::get;
-use ecg_core::contract::Callback;
+use ecg_core::contract::{Callback, TranscribeRequest};
 use serde_json::{Value, json};
+use utoipa::openapi::request_body::RequestBody;
+use utoipa::openapi::schema::{AllOfBuilder, ArrayBuilder, ObjectBuilder, Schema, Type};
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::openapi::{Content, Ref};
 use utoipa::{Modify, OpenApi, ToSchema};
 
-use crate::routes;
+use crate::upload::FILE_PART;
+use crate::{openai, routes};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -28,10 +32,11 @@ use crate::routes;
         routes::job_status,
         routes::job_result,
         routes::job_preview,
-        routes::health
+        routes::health,
+        openai::transcriptions
     ),
     components(schemas(Callback)),
-    modifiers(&BearerToken)
+    modifiers(&BearerToken, &FormBodies)
 )]
 struct ApiDoc;
 
@@ -45,6 +50,77 @@ impl Modify for BearerToken {
             "bearer",
             SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()),
         );
+    }
+}
+
+/// The form uploads, which the handlers read part by part rather than through a type.
+struct FormBodies;
+
+impl Modify for FormBodies {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let file = || {
+            ObjectBuilder::new()
+                .schema_type(Type::String)
+                .content_media_type("application/octet-stream")
+                .description(Some("The media, audio or video"))
+        };
+        // `/transcribe`: the JSON body's fields as form fields, the media in `file`.
+        let transcribe = AllOfBuilder::new()
+            .item(Ref::from_schema_name(TranscribeRequest::name()))
+            .item(
+                ObjectBuilder::new()
+                    .property(FILE_PART, file())
+                    .required(FILE_PART),
+            );
+        add_form("/transcribe", transcribe.into(), openapi);
+        let text = |description: &str| {
+            ObjectBuilder::new()
+                .schema_type(Type::String)
+                .description(Some(description))
+        };
+        let openai = ObjectBuilder::new()
+            .property(FILE_PART, file())
+            .required(FILE_PART)
+            .property(
+                "model",
+                text("Any value; the `x-ecg-model` header names the model that ran"),
+            )
+            .property("language", text("auto, ko, en, ja or zh; auto when absent"))
+            .property(
+                "response_format",
+                text("The answer's shape").enum_values(Some([
+                    "json",
+                    "text",
+                    "srt",
+                    "vtt",
+                    "verbose_json",
+                ])),
+            )
+            .property(
+                "timestamp_granularities[]",
+                ArrayBuilder::new().items(
+                    ObjectBuilder::new()
+                        .schema_type(Type::String)
+                        .enum_values(Some(["word", "segment"])),
+                ),
+            );
+        add_form("/v1/audio/transcriptions", openai.into(), openapi);
+    }
+}
+
+/// Lets the `POST` at `path` take a `multipart/form-data` body of `schema`.
+fn add_form(path: &str, schema: Schema, openapi: &mut utoipa::openapi::OpenApi) {
+    if let Some(operation) = openapi
+        .paths
+        .paths
+        .get_mut(path)
+        .and_then(|item| item.post.as_mut())
+    {
+        operation
+            .request_body
+            .get_or_insert_with(RequestBody::new)
+            .content
+            .insert("multipart/form-data".to_owned(), Content::new(Some(schema)));
     }
 }
 

@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::body::Bytes;
-use axum::extract::{DefaultBodyLimit, Path, State};
+use axum::extract::{DefaultBodyLimit, Path, Request, State};
 use axum::http::{HeaderValue, Method, StatusCode, header};
 use axum::middleware;
 use axum::response::{Html, IntoResponse, Response};
@@ -19,7 +19,7 @@ use ecg_core::error::ErrorCode;
 use ecg_core::job::{JobId, JobRecord, JobStatus, Outcome, format_timestamp};
 use ecg_core::ports::{Created, JobMessage};
 use ecg_core::preview::{PreviewMedia, render_preview};
-use ecg_core::request::{JobSpec, ValidationError};
+use ecg_core::request::{JobSpec, ValidationError, from_json};
 use jiff::Timestamp;
 use serde_json::Value;
 use tower_http::cors::{AllowOrigin, CorsLayer};
@@ -28,6 +28,7 @@ use tower_http::trace::TraceLayer;
 use crate::auth::require_token;
 use crate::error::ApiError;
 use crate::state::{AppState, MetricsSource};
+use crate::upload::{self, Upload};
 
 /// The whole API.
 pub fn router(state: AppState) -> Router {
@@ -44,7 +45,15 @@ pub fn router(state: AppState) -> Router {
     let max_body = state.config.max_body_bytes;
     let mut guarded = Router::new()
         .route("/api/upload-video/process-video", post(process_video))
-        .route("/transcribe", post(transcribe))
+        // Uploads are limited while they stream, JSON bodies as they are read.
+        .route(
+            "/transcribe",
+            post(transcribe).layer(DefaultBodyLimit::disable()),
+        )
+        .route(
+            "/v1/audio/transcriptions",
+            post(crate::openai::transcriptions).layer(DefaultBodyLimit::disable()),
+        )
         .route("/jobs/{job_id}", get(job_status))
         .route("/jobs/{job_id}/result", get(job_result))
         .route("/jobs/{job_id}/preview", get(job_preview));
@@ -172,7 +181,8 @@ async fn submit(state: &AppState, spec: JobSpec) -> Result<bool, ApiError> {
     Ok(false)
 }
 
-/// Synchronous analysis: queues the job like any other and waits for its end.
+/// Synchronous analysis: queues the job like any other and waits for its end. The media is named
+/// in a JSON body, or sent with the request as a form upload (`file` plus the same fields).
 #[utoipa::path(
     post,
     path = "/transcribe",
@@ -180,8 +190,10 @@ async fn submit(state: &AppState, spec: JobSpec) -> Result<bool, ApiError> {
     request_body = TranscribeRequest,
     responses(
         (status = 200, body = BackendTranscribeResponse, description = "The analysis, or `success: false` with the error and its code"),
-        (status = 400, description = "The body is not JSON"),
+        (status = 400, description = "The body is not JSON, or the upload is no valid form or broke off"),
         (status = 401, description = "No or a wrong bearer token"),
+        (status = 413, description = "The body or the upload is over its limit"),
+        (status = 415, description = "An upload where this server takes none (behind API Gateway: send a URL)"),
         (status = 422, description = "A field failed validation; `field` names it"),
         (status = 503, description = "The job store or queue cannot be reached; worth retrying"),
         (status = 504, description = "Still running past the deadline; poll the `status_url` given"),
@@ -190,25 +202,77 @@ async fn submit(state: &AppState, spec: JobSpec) -> Result<bool, ApiError> {
 )]
 async fn transcribe(
     State(state): State<AppState>,
-    body: Bytes,
+    request: Request,
 ) -> Result<Json<BackendTranscribeResponse>, ApiError> {
-    let spec = JobSpec::parse_transcribe(&parse_json(&body)?, &state.config.url_policy)?;
+    let (spec, upload) = if upload::is_multipart(request.headers()) {
+        let upload = upload::receive(request, state.config.uploads.as_ref()).await?;
+        let fields: TranscribeRequest = from_json(&upload.fields_json())?;
+        (
+            fields.validate_upload(upload.path().to_owned())?,
+            Some(upload),
+        )
+    } else {
+        let body = read_json(request, state.config.max_body_bytes).await?;
+        (
+            JobSpec::parse_transcribe(&body, &state.config.url_policy)?,
+            None,
+        )
+    };
+    // An upload is stored under a name of ours; the answer names the client's file.
+    let filename = upload
+        .as_ref()
+        .and_then(Upload::file_name)
+        .map_or_else(|| spec.source.file_name(), str::to_owned);
+    let record = run_to_end(&state, spec, upload).await?;
+    Ok(Json(transcribe_response(&record, filename)))
+}
+
+/// Submits a job and waits, up to the configured deadline, for its end. An uploaded file lives
+/// until then, even when the caller stops waiting.
+pub(crate) async fn run_to_end(
+    state: &AppState,
+    spec: JobSpec,
+    upload: Option<Upload>,
+) -> Result<JobRecord, ApiError> {
     let job_id = spec.job_id;
-    let filename = spec.source.file_name();
-    submit(&state, spec).await?;
-    let deadline = tokio::time::Instant::now() + state.config.transcribe_deadline;
-    let record = loop {
+    submit(state, spec).await?;
+    let ended = wait_for_end(state, job_id, Some(state.config.transcribe_deadline)).await?;
+    if ended.is_none()
+        && let Some(upload) = upload
+    {
+        let state = state.clone();
+        tokio::spawn(async move {
+            let _ = wait_for_end(&state, job_id, None).await;
+            drop(upload);
+        });
+    }
+    ended.ok_or_else(|| ApiError::StillRunning {
+        job_id: job_id.to_string(),
+    })
+}
+
+/// The job's record once it has ended; `None` when `limit` passes first.
+async fn wait_for_end(
+    state: &AppState,
+    job_id: JobId,
+    limit: Option<Duration>,
+) -> Result<Option<JobRecord>, ApiError> {
+    let started = tokio::time::Instant::now();
+    loop {
         match state.store.get(job_id).await? {
-            Some(record) if record.status.is_terminal() => break record,
-            _ if tokio::time::Instant::now() >= deadline => {
-                return Err(ApiError::StillRunning {
-                    job_id: job_id.to_string(),
-                });
-            }
+            Some(record) if record.status.is_terminal() => return Ok(Some(record)),
+            _ if limit.is_some_and(|limit| started.elapsed() >= limit) => return Ok(None),
             _ => tokio::time::sleep(Duration::from_millis(200)).await,
         }
-    };
-    Ok(Json(transcribe_response(&record, filename)))
+    }
+}
+
+/// A JSON body of at most `limit` bytes (413 above).
+async fn read_json(request: Request, limit: usize) -> Result<Value, ApiError> {
+    let body = axum::body::to_bytes(request.into_body(), limit)
+        .await
+        .map_err(|e| ApiError::TooLarge(format!("the body exceeds {limit} bytes: {e}")))?;
+    parse_json(&body)
 }
 
 fn transcribe_response(record: &JobRecord, filename: String) -> BackendTranscribeResponse {

@@ -8,6 +8,7 @@ use ecg_core::ports::{HealthCheck, JobQueue, JobStore};
 use ecg_core::request::UrlPolicy;
 
 use crate::auth::ApiToken;
+use crate::upload::UploadConfig;
 
 /// API settings, read once at start-up.
 #[derive(Clone, Debug)]
@@ -23,6 +24,8 @@ pub struct ApiConfig {
     pub max_body_bytes: usize,
     /// `ECG_API_TOKEN`: when set, every endpoint but `/health` needs it as a bearer token.
     pub api_token: Option<ApiToken>,
+    /// Where media sent with a request goes; `None` where no runner could read it (the Lambda).
+    pub uploads: Option<UploadConfig>,
 }
 
 impl Default for ApiConfig {
@@ -34,6 +37,7 @@ impl Default for ApiConfig {
             transcribe_deadline: Duration::from_secs(600),
             max_body_bytes: 64 * 1024,
             api_token: None,
+            uploads: None,
         }
     }
 }

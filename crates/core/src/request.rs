@@ -425,6 +425,28 @@ impl ProcessVideoRequest {
 impl TranscribeRequest {
     /// The job this body asks for: `audio_path` wins over `video_path`, then `video_url`.
     pub fn validate(&self, policy: &UrlPolicy) -> Result<JobSpec, ValidationError> {
+        let Some((field, raw)) = self.named_media()? else {
+            return Err(ValidationError::new(
+                "audio_path",
+                "one of audio_path, video_path or video_url is required",
+            ));
+        };
+        self.job_for(policy.media_source(field, raw)?)
+    }
+
+    /// The job these form fields ask for, on a file uploaded with them to `path`.
+    pub fn validate_upload(&self, path: PathBuf) -> Result<JobSpec, ValidationError> {
+        if let Some((field, _)) = self.named_media()? {
+            return Err(ValidationError::new(
+                field,
+                "send either a file or a path to the media, not both",
+            ));
+        }
+        self.job_for(MediaSource::File { path })
+    }
+
+    /// The first media field given, in order of precedence.
+    fn named_media(&self) -> Result<Option<(&'static str, &str)>, ValidationError> {
         let mut chosen = None;
         for (field, value) in [
             ("audio_path", &self.audio_path),
@@ -435,15 +457,13 @@ impl TranscribeRequest {
                 chosen.get_or_insert((field, raw));
             }
         }
-        let Some((field, raw)) = chosen else {
-            return Err(ValidationError::new(
-                "audio_path",
-                "one of audio_path, video_path or video_url is required",
-            ));
-        };
+        Ok(chosen)
+    }
+
+    fn job_for(&self, source: MediaSource) -> Result<JobSpec, ValidationError> {
         Ok(JobSpec {
             job_id: JobId::new(),
-            source: policy.media_source(field, raw)?,
+            source,
             callback_base: None,
             enable_gpu: self.enable_gpu.unwrap_or(DEFAULT_ENABLE_GPU),
             emotion_detection: self.emotion_detection.unwrap_or(DEFAULT_EMOTION_DETECTION),
@@ -736,6 +756,23 @@ mod tests {
                 .field,
             "audio_path"
         );
+    }
+
+    #[test]
+    fn an_uploaded_file_is_the_source_and_no_path_may_compete() {
+        let upload = PathBuf::from("/uploads/clip.mp4");
+        let request: TranscribeRequest = from_json(&json!({"language": "ko"})).unwrap();
+        let spec = request.validate_upload(upload.clone()).unwrap();
+        assert_eq!(
+            spec.source,
+            MediaSource::File {
+                path: upload.clone()
+            }
+        );
+        assert_eq!(spec.language, Language::Ko);
+        let both: TranscribeRequest =
+            from_json(&json!({"video_url": "https://example.com/v.mp4"})).unwrap();
+        assert_eq!(both.validate_upload(upload).unwrap_err().field, "video_url");
     }
 
     #[test]
