@@ -78,6 +78,7 @@ pub async fn run(
             }),
             ..ApiConfig::default()
         }),
+        upload_slots: None,
         metrics: Some(Arc::new(metrics)),
     };
     let listener = tokio::net::TcpListener::bind((args.host, args.port))

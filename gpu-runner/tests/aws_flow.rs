@@ -15,7 +15,7 @@ use ecg_api::{ApiConfig, AppState};
 use ecg_aws::testing::Moto;
 use ecg_aws::{AwsClients, AwsConfig};
 use ecg_core::job::{Delivery, JobId, JobRecord, JobStatus};
-use ecg_core::ports::{JobMessage, JobQueue, JobStore};
+use ecg_core::ports::{JobMessage, JobQueue, JobStore, UploadSlots};
 use ecg_core::request::UrlPolicy;
 use ecg_testkit::{Receiver, SECRET, model_dir, serve, signed_correctly, speech_wav};
 use serde_json::{Value, json};
@@ -42,6 +42,11 @@ impl Cloud {
         let clients = moto.clients().await;
         let config = moto.create_resources(&clients, 5).await;
         let bucket = moto.create_bucket(&clients).await;
+        // Uploads go to the media bucket, as the template configures the function.
+        let config = AwsConfig {
+            media_bucket: Some(bucket.clone()),
+            ..config
+        };
         // The Lambda's state: DynamoDB store, SQS queue for sending only.
         let state = AppState {
             store: Arc::new(config.job_store(&clients)),
@@ -54,6 +59,9 @@ impl Cloud {
                 },
                 ..ApiConfig::default()
             }),
+            upload_slots: config
+                .upload_slots(&clients)
+                .map(|slots| Arc::new(slots) as Arc<dyn UploadSlots>),
             metrics: None,
         };
         let api = format!("http://{}", serve(ecg_api::router(state)).await);
@@ -374,6 +382,57 @@ async fn a_job_flows_from_the_api_through_the_queue_to_the_runner_and_back() {
     assert_eq!(job["progress"], 100);
     cloud.queue_drained().await;
     assert_eq!(runner.count("job started"), 1);
+}
+
+#[tokio::test]
+async fn media_put_through_a_presigned_upload_is_analysed() {
+    let cloud = Cloud::start().await;
+    let receiver = Receiver::start(0).await;
+    let _runner = cloud.runner("runner", 1);
+
+    let response = cloud
+        .http
+        .post(format!("{}/uploads", cloud.api))
+        .json(&json!({"file_name": "../Morning talk.wav"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    let slot: Value = response.json().await.unwrap();
+    assert_eq!(slot["method"], "PUT");
+    let media_url = slot["media_url"].as_str().unwrap();
+    let prefix = format!("s3://{}/uploads/", cloud.bucket);
+    assert!(
+        media_url.starts_with(&prefix) && media_url.ends_with("/Morningtalk.wav"),
+        "{slot}"
+    );
+
+    // A plain HTTP PUT, as a browser or curl sends it: no AWS client, no credentials.
+    let wav = cloud.scratch.path().join("upload.wav");
+    speech_wav(&wav, TALK);
+    let put = cloud
+        .http
+        .put(slot["upload_url"].as_str().unwrap())
+        .body(std::fs::read(&wav).unwrap())
+        .send()
+        .await
+        .unwrap();
+    assert!(put.status().is_success(), "{}", put.text().await.unwrap());
+
+    let job_id = cloud.submit(media_url, &receiver.base_url()).await;
+    let record = cloud.settled(job_id).await;
+    assert_eq!(
+        record.status,
+        JobStatus::Completed,
+        "{:?}",
+        record.error_message
+    );
+    let accepted = receiver.accepted();
+    let text = accepted.last().unwrap()["result"]["text"]
+        .as_str()
+        .unwrap()
+        .to_lowercase();
+    assert!(text.contains("meeting"), "{text}");
 }
 
 #[tokio::test]

@@ -29,6 +29,7 @@ use crate::{openai, routes};
     paths(
         routes::process_video,
         routes::transcribe,
+        routes::new_upload,
         routes::job_status,
         routes::job_result,
         routes::job_preview,

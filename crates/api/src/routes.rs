@@ -13,7 +13,7 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use ecg_core::contract::{
     BackendTranscribeResponse, Callback, HealthResponse, JobStatusResponse, ProcessVideoRequest,
-    ProcessVideoResponse, TranscribeMetadata, TranscribeRequest,
+    ProcessVideoResponse, TranscribeMetadata, TranscribeRequest, UploadRequest, UploadResponse,
 };
 use ecg_core::error::ErrorCode;
 use ecg_core::job::{JobId, JobRecord, JobStatus, Outcome, format_timestamp};
@@ -54,6 +54,7 @@ pub fn router(state: AppState) -> Router {
             "/v1/audio/transcriptions",
             post(crate::openai::transcriptions).layer(DefaultBodyLimit::disable()),
         )
+        .route("/uploads", post(new_upload))
         .route("/jobs/{job_id}", get(job_status))
         .route("/jobs/{job_id}/result", get(job_result))
         .route("/jobs/{job_id}/preview", get(job_preview));
@@ -146,6 +147,47 @@ async fn process_video(
         message: message.to_owned(),
         status_url: format!("/jobs/{job_id}"),
         estimated_time,
+    }))
+}
+
+/// Where the client may put media too large for a request, and what to submit afterwards.
+#[utoipa::path(
+    post,
+    path = "/uploads",
+    tag = "jobs",
+    request_body = UploadRequest,
+    responses(
+        (status = 200, body = UploadResponse, description = "`PUT` the file to `upload_url`, then submit `media_url` as the job's `video_url`"),
+        (status = 401, description = "No or a wrong bearer token"),
+        (status = 404, description = "This server takes the media with the request instead (`POST /transcribe` as a form)"),
+        (status = 503, description = "The storage cannot be reached; worth retrying"),
+    ),
+    security(("bearer" = []))
+)]
+async fn new_upload(
+    State(state): State<AppState>,
+    body: Bytes,
+) -> Result<Json<UploadResponse>, ApiError> {
+    let Some(slots) = state.upload_slots.as_ref() else {
+        return Err(ApiError::NotFound(
+            "this server takes media with the request: POST /transcribe as multipart/form-data"
+                .to_owned(),
+        ));
+    };
+    // The body is optional: no body asks for a slot for a file of no particular name.
+    let request: UploadRequest = if body.is_empty() {
+        UploadRequest::default()
+    } else {
+        from_json(&parse_json(&body)?)?
+    };
+    let slot = slots
+        .create(request.file_name.as_deref().unwrap_or_default())
+        .await?;
+    Ok(Json(UploadResponse {
+        upload_url: slot.upload_url,
+        method: "PUT".to_owned(),
+        media_url: slot.media_url,
+        expires_in: slot.expires_in.as_secs(),
     }))
 }
 
@@ -508,6 +550,7 @@ mod tests {
             queue: Arc::clone(&queue) as Arc<dyn JobQueue>,
             checks,
             config: Arc::new(config),
+            upload_slots: None,
             metrics: Some(Arc::new(OneSample)),
         };
         Fixture {
@@ -845,6 +888,8 @@ mod tests {
             ("GET", "/jobs/550e8400-e29b-41d4-a716-446655440000/result"),
             ("GET", "/jobs/550e8400-e29b-41d4-a716-446655440000/preview"),
             ("GET", "/metrics"),
+            ("POST", "/uploads"),
+            ("POST", "/v1/audio/transcriptions"),
         ] {
             for authorization in refused {
                 let response = send(method, uri, authorization).await.unwrap();

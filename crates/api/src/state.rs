@@ -4,7 +4,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use ecg_core::ports::{HealthCheck, JobQueue, JobStore};
+use ecg_core::ports::{HealthCheck, JobQueue, JobStore, UploadSlots};
 use ecg_core::request::UrlPolicy;
 
 use crate::auth::ApiToken;
@@ -56,6 +56,9 @@ pub struct AppState {
     /// Readiness checks beyond the store and the queue (e.g. models loaded).
     pub checks: Vec<Arc<dyn HealthCheck>>,
     pub config: Arc<ApiConfig>,
+    /// `POST /uploads` hands these out, where requests cannot carry media themselves (the Lambda
+    /// function behind API Gateway); `None` where uploads go with the request (`ecg serve`).
+    pub upload_slots: Option<Arc<dyn UploadSlots>>,
     /// Served at `/metrics` when set. The Lambda function has none: a process that lives for a
     /// few requests has nothing to scrape.
     pub metrics: Option<Arc<dyn MetricsSource>>,

@@ -42,6 +42,13 @@ impl AwsConfig {
         SqsQueue::new(clients.sqs.clone(), &self.queue_url, lease)
     }
 
+    /// Upload slots in the media bucket, if one is configured (the runner reads nothing else).
+    pub fn upload_slots(&self, clients: &AwsClients) -> Option<crate::S3UploadSlots> {
+        self.media_bucket
+            .as_deref()
+            .map(|bucket| crate::S3UploadSlots::new(clients.s3.clone(), bucket))
+    }
+
     /// The dead-letter queue, if configured, for [`fail_dead_letters`](crate::fail_dead_letters).
     pub fn dead_letter_queue(&self, clients: &AwsClients) -> Option<SqsQueue> {
         // Long enough for one store write per message before it would show up again.

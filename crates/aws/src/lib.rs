@@ -11,6 +11,8 @@
 //! - [`dead_letter`]: [`fail_dead_letters`] fails the jobs whose messages SQS gave up on.
 //! - [`fetch`]: [`S3Fetcher`], a [`BlobFetcher`](ecg_core::ports::BlobFetcher) for `s3://` and
 //!   unsigned S3 `https://` URLs that hands every other source to an inner fetcher.
+//! - [`uploads`]: [`S3UploadSlots`], presigned `PUT` URLs into the media bucket for media too
+//!   large for a request.
 //! - `testing` (feature `testing`): a moto server launcher and the resources tests need; also
 //!   behind `examples/moto.rs`, the local stand-in for the stack (`infra/aws/moto.sh`).
 //!
@@ -25,12 +27,14 @@ pub mod queue;
 pub mod store;
 #[cfg(feature = "testing")]
 pub mod testing;
+pub mod uploads;
 
 pub use config::{AwsClients, AwsConfig};
 pub use dead_letter::fail_dead_letters;
 pub use fetch::S3Fetcher;
 pub use queue::SqsQueue;
 pub use store::DynamoJobStore;
+pub use uploads::S3UploadSlots;
 
 use aws_sdk_dynamodb::error::DisplayErrorContext;
 use ecg_core::ports::BackendError;

@@ -88,6 +88,27 @@ pub struct TranscribeRequest {
     pub max_speakers: Option<i64>,
 }
 
+/// `POST /uploads` body (optional): the name of the file about to be uploaded.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct UploadRequest {
+    /// Its extension is kept as a hint for the decoder; `media` when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub file_name: Option<String>,
+}
+
+/// `POST /uploads` answer: where to put the file, and what to submit once it is there.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct UploadResponse {
+    /// A presigned URL: `PUT` the file's bytes there, with no other headers needed.
+    pub upload_url: String,
+    /// Always "PUT".
+    pub method: String,
+    /// The `video_url` (or `audio_path`) to submit once the upload is done.
+    pub media_url: String,
+    /// Seconds the upload URL stays valid.
+    pub expires_in: u64,
+}
+
 /// `POST /transcribe` answer.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct BackendTranscribeResponse {

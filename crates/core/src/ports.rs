@@ -260,3 +260,21 @@ pub trait HealthCheck: Send + Sync {
     /// `Ok(detail)` when ready, `Err(reason)` otherwise.
     async fn check(&self) -> Result<String, String>;
 }
+
+/// A place a client may put media itself, for a job to read: a presigned upload.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct UploadSlot {
+    /// Where to `PUT` the file, for as long as `expires_in`.
+    pub upload_url: String,
+    /// What to submit as the job's media once the file is there (`s3://…`).
+    pub media_url: String,
+    pub expires_in: Duration,
+}
+
+/// Hands out upload slots: where requests cannot carry media themselves (API Gateway's 10 MB
+/// payload limit), the client uploads straight to storage the runner reads.
+#[async_trait]
+pub trait UploadSlots: Send + Sync {
+    /// A new slot for a file named `file_name` (a plain name; its extension is kept as a hint).
+    async fn create(&self, file_name: &str) -> Result<UploadSlot, BackendError>;
+}

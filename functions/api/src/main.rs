@@ -10,6 +10,7 @@ use anyhow::Context;
 use clap::Parser;
 use ecg_api::{ApiConfig, AppState};
 use ecg_aws::{AwsClients, AwsConfig};
+use ecg_core::ports::UploadSlots;
 use ecg_core::telemetry::LogReader;
 use ecg_settings::{CorsArgs, UrlArgs};
 
@@ -48,6 +49,10 @@ async fn main() -> anyhow::Result<()> {
             transcribe_deadline: Duration::from_secs(cli.transcribe_deadline_secs),
             ..ApiConfig::default()
         }),
+        upload_slots: cli
+            .aws
+            .upload_slots(&clients)
+            .map(|slots| Arc::new(slots) as Arc<dyn UploadSlots>),
         metrics: None,
     };
     let app = ecg_api::router(state);

@@ -28,6 +28,8 @@ impl Api {
             .envs(moto.env())
             .env("ECG_JOBS_TABLE", &config.jobs_table)
             .env("ECG_QUEUE_URL", &config.queue_url)
+            .env_remove("ECG_MEDIA_BUCKET")
+            .envs(config.media_bucket.iter().map(|b| ("ECG_MEDIA_BUCKET", b)))
             .env("PORT", "0")
             .env("RUST_LOG", "warn")
             .env_remove("AWS_LAMBDA_RUNTIME_API")
@@ -115,6 +117,53 @@ async fn a_submitted_job_is_stored_queued_and_reported() {
         "{body}"
     );
     assert_eq!(body["checks"], json!({"job_store": "ok", "queue": "ok"}));
+
+    // Without a media bucket there is nowhere to upload to.
+    let (status, _) = api.call(reqwest::Method::POST, "/uploads", None).await;
+    assert_eq!(status, 404);
+}
+
+#[tokio::test]
+async fn uploads_are_presigned_puts_into_the_media_bucket() {
+    let moto = Moto::start().await;
+    let clients = moto.clients().await;
+    let bucket = moto.create_bucket(&clients).await;
+    let config = AwsConfig {
+        media_bucket: Some(bucket.clone()),
+        ..moto.create_resources(&clients, 3).await
+    };
+    let api = Api::start(&moto, &config);
+
+    let (status, slot) = api.call(reqwest::Method::POST, "/uploads", None).await;
+    assert_eq!(status, 200, "{slot}");
+    let media_url = slot["media_url"].as_str().unwrap();
+    let key = media_url
+        .strip_prefix(&format!("s3://{bucket}/"))
+        .expect("in the media bucket");
+    assert!(
+        key.starts_with("uploads/") && key.ends_with("/media"),
+        "{key}"
+    );
+    assert_eq!(slot["expires_in"], 3600);
+
+    let bytes = vec![42u8; 123_456];
+    let put = reqwest::Client::new()
+        .put(slot["upload_url"].as_str().unwrap())
+        .body(bytes.clone())
+        .send()
+        .await
+        .unwrap();
+    assert!(put.status().is_success(), "{}", put.status());
+    let stored = clients
+        .s3
+        .get_object()
+        .bucket(&bucket)
+        .key(key)
+        .send()
+        .await
+        .unwrap();
+    let body = stored.body.collect().await.unwrap().into_bytes();
+    assert_eq!(body.as_ref(), bytes.as_slice());
 }
 
 #[tokio::test]
