@@ -798,6 +798,13 @@ mod tests {
             ),
             "num_speakers"
         );
+        assert_eq!(
+            field_of(
+                &json!({"job_id": ID, "video_url": url, "max_speakers": "two"}),
+                STRICT
+            ),
+            "max_speakers"
+        );
     }
 
     #[test]
