@@ -33,7 +33,7 @@ use symphonia::core::codecs::audio::well_known::{
     CODEC_ID_AC3, CODEC_ID_DCA, CODEC_ID_EAC3, CODEC_ID_SPEEX, CODEC_ID_TRUEHD, CODEC_ID_WMA,
 };
 use symphonia::core::codecs::audio::{
-    AudioCodecId, AudioCodecParameters, AudioDecoderOptions, CODEC_ID_NULL_AUDIO,
+    AudioCodecId, AudioCodecParameters, AudioDecoder, AudioDecoderOptions, CODEC_ID_NULL_AUDIO,
 };
 use symphonia::core::codecs::registry::CodecRegistry;
 use symphonia::core::errors::Error as SymphoniaError;
@@ -43,6 +43,7 @@ use symphonia::core::formats::{FormatOptions, FormatReader, Track};
 use symphonia::core::io::MediaSourceStream;
 use symphonia::core::meta::MetadataOptions;
 use symphonia::core::packet::Packet;
+use symphonia::core::units::TimeBase;
 use symphonia_adapter_libopus::OpusDecoder;
 
 use crate::mp4_edits;
@@ -116,142 +117,147 @@ impl Decoder for MediaDecoder {
     }
 }
 
+/// The audio track chosen in a file.
+struct Chosen {
+    id: u32,
+    params: AudioCodecParameters,
+    time_base: Option<TimeBase>,
+    /// 16 kHz samples to reserve for the output.
+    reserve: usize,
+}
+
+/// Packets of the chosen track that decoded, and that were corrupt.
+#[derive(Default)]
+struct Counts {
+    decoded: u64,
+    corrupt: u64,
+}
+
 impl MediaDecoder {
+    /// Opens and probes the file, picks its audio track, decodes that within the limits, and
+    /// applies an mp4's edit list.
     fn decode_file(&self, path: &Path) -> Result<Vec<f32>, String> {
         let started = Instant::now();
-        let max_media_s = self.limits.max_media.as_secs_f64();
-        let file = File::open(path).map_err(|e| format!("cannot open the media file: {e}"))?;
-        let meta = file
-            .metadata()
-            .map_err(|e| format!("cannot read the media file: {e}"))?;
-        if !meta.is_file() {
-            return Err("the media path is not a file".to_owned());
-        }
-        if meta.len() == 0 {
-            return Err("the media file is empty (0 bytes)".to_owned());
-        }
-        let mut hint = Hint::new();
-        if let Some(ext) = path.extension().and_then(|e| e.to_str()) {
-            hint.with_extension(ext);
-        }
-        let stream = MediaSourceStream::new(Box::new(file), Default::default());
-        let mut format = symphonia::default::get_probe()
-            .probe(
-                &hint,
-                stream,
-                FormatOptions::default(),
-                MetadataOptions::default(),
-            )
-            .map_err(|e| probe_error(&e))?;
-        let (track_id, params, reserve) = self.pick_track(format.as_ref())?;
+        let mut format = open(path)?;
+        let track = self.pick_track(format.as_ref())?;
         let is_mp4 = format.format_info().format == FORMAT_ID_ISOMP4;
         let mut decoder = self
             .codecs
-            .make_audio_decoder(&params, &AudioDecoderOptions::default())
+            .make_audio_decoder(&track.params, &AudioDecoderOptions::default())
             .map_err(|e| {
                 format!(
                     "cannot decode the {} audio: {e}",
-                    self.codec_name(params.codec)
+                    self.codec_name(track.params.codec)
                 )
             })?;
-        let time_base = format
-            .tracks()
-            .iter()
-            .find(|t| t.id == track_id)
-            .and_then(|t| t.time_base);
+        let mut sink = Sink::with_capacity(track.reserve);
+        let counts = self.decode_packets(
+            format.as_mut(),
+            decoder.as_mut(),
+            &track,
+            &mut sink,
+            started,
+        )?;
+        let out = sink.finish()?;
+        counts.check()?;
+        if is_mp4 {
+            self.apply_edits(path, track.id, out)
+        } else {
+            Ok(out)
+        }
+    }
 
-        let mut sink = Sink::with_capacity(reserve);
-        let (mut decoded, mut corrupt) = (0u64, 0u64);
+    /// Decodes the chosen track's packets into `sink`, within the limits, until the media ends.
+    fn decode_packets(
+        &self,
+        format: &mut dyn FormatReader,
+        decoder: &mut dyn AudioDecoder,
+        track: &Chosen,
+        sink: &mut Sink,
+        started: Instant,
+    ) -> Result<Counts, String> {
+        let mut counts = Counts::default();
         loop {
-            if sink.seconds() > max_media_s {
-                return Err(format!(
-                    "the media is longer than the limit of {max_media_s:.0} s"
-                ));
-            }
-            if started.elapsed() > self.limits.max_decode_time {
-                return Err(format!(
-                    "decoding took longer than the limit of {:.0} s",
-                    self.limits.max_decode_time.as_secs_f64()
-                ));
-            }
-            let packet = match format.next_packet() {
-                Ok(Some(packet)) => packet,
-                Ok(None) => break,
-                Err(e) if decoded > 0 => {
-                    // A truncated or damaged end: keep what came before it.
-                    tracing::warn!(error = %e, kept_s = sink.seconds(), "media ends early");
-                    break;
-                }
-                Err(e) => {
-                    return Err(format!(
-                        "cannot read the audio packets (damaged or truncated file?): {e}"
-                    ));
-                }
+            self.check_limits(sink, started)?;
+            let Some(packet) = next_packet(format, &counts, sink)? else {
+                return Ok(counts);
             };
-            if packet.track_id != track_id {
-                continue;
-            }
-            match decoder.decode(&packet) {
-                Ok(buffer) => {
-                    if sink.push(&buffer)? {
-                        decoded += 1;
-                    }
-                }
-                Err(SymphoniaError::DecodeError(_) | SymphoniaError::IoError(_)) => {
-                    corrupt += 1;
-                    if let Some(rate) = sink.rate().or(params.sample_rate) {
-                        sink.push_silence(gap_frames(&packet, time_base, rate), rate)?;
-                    }
-                }
-                // The stream's parameters change from the next packet on: nothing to keep here.
-                Err(SymphoniaError::ResetRequired) => {}
-                Err(e) => {
-                    return Err(format!(
-                        "cannot decode the {} audio: {e}",
-                        self.codec_name(params.codec)
-                    ));
-                }
+            if packet.track_id == track.id {
+                self.decode_packet(decoder, &packet, track, sink, &mut counts)?;
             }
         }
-        let mut out = sink.finish()?;
-        if decoded == 0 {
-            return Err(if corrupt > 0 {
-                format!("no audio could be decoded: all {corrupt} packets are corrupt")
-            } else {
-                "the audio track holds no audio".to_owned()
-            });
-        }
-        if corrupt > decoded {
+    }
+
+    /// An error once the decoded audio is longer, or decoding has taken longer, than allowed.
+    fn check_limits(&self, sink: &Sink, started: Instant) -> Result<(), String> {
+        let max_media_s = self.limits.max_media.as_secs_f64();
+        if sink.seconds() > max_media_s {
             return Err(format!(
-                "the audio track is mostly corrupt: {corrupt} of {} packets could not be decoded",
-                corrupt + decoded
+                "the media is longer than the limit of {max_media_s:.0} s"
             ));
         }
-        if corrupt > 0 {
-            tracing::warn!(corrupt, decoded, "skipped corrupt audio packets");
+        if started.elapsed() > self.limits.max_decode_time {
+            return Err(format!(
+                "decoding took longer than the limit of {:.0} s",
+                self.limits.max_decode_time.as_secs_f64()
+            ));
         }
-        if let Some(presentation) = is_mp4
-            .then(|| mp4_edits::presentation(path, track_id))
-            .flatten()
-        {
-            // Checked before the silence is made: a hostile edit list can ask for years of it.
-            let seconds = presentation.delay_s + out.len() as f64 / f64::from(SAMPLE_RATE_HZ);
-            if seconds > max_media_s {
+        Ok(())
+    }
+
+    /// Decodes one packet into `sink`; one that fails to decode becomes silence of its length.
+    fn decode_packet(
+        &self,
+        decoder: &mut dyn AudioDecoder,
+        packet: &Packet,
+        track: &Chosen,
+        sink: &mut Sink,
+        counts: &mut Counts,
+    ) -> Result<(), String> {
+        match decoder.decode(packet) {
+            Ok(buffer) => {
+                if sink.push(&buffer)? {
+                    counts.decoded += 1;
+                }
+            }
+            Err(SymphoniaError::DecodeError(_) | SymphoniaError::IoError(_)) => {
+                counts.corrupt += 1;
+                if let Some(rate) = sink.rate().or(track.params.sample_rate) {
+                    sink.push_silence(gap_frames(packet, track.time_base, rate), rate)?;
+                }
+            }
+            // The stream's parameters change from the next packet on: nothing to keep here.
+            Err(SymphoniaError::ResetRequired) => {}
+            Err(e) => {
                 return Err(format!(
-                    "the media is {seconds:.0} s long, over the limit of {max_media_s:.0} s"
+                    "cannot decode the {} audio: {e}",
+                    self.codec_name(track.params.codec)
                 ));
             }
-            out = presentation.apply(out, SAMPLE_RATE_HZ);
         }
-        Ok(out)
+        Ok(())
+    }
+
+    /// An mp4's edit list applied to its decoded audio, refused when the silence it asks for
+    /// takes the media over the length limit.
+    fn apply_edits(&self, path: &Path, track_id: u32, out: Vec<f32>) -> Result<Vec<f32>, String> {
+        let Some(presentation) = mp4_edits::presentation(path, track_id) else {
+            return Ok(out);
+        };
+        let max_media_s = self.limits.max_media.as_secs_f64();
+        // Checked before the silence is made: a hostile edit list can ask for years of it.
+        let seconds = presentation.delay_s + out.len() as f64 / f64::from(SAMPLE_RATE_HZ);
+        if seconds > max_media_s {
+            return Err(format!(
+                "the media is {seconds:.0} s long, over the limit of {max_media_s:.0} s"
+            ));
+        }
+        Ok(presentation.apply(out, SAMPLE_RATE_HZ))
     }
 
     /// The first audio track whose codec we decode, its parameters, and the number of 16 kHz
     /// samples to reserve for it; an error when its stated length is over the limit.
-    fn pick_track(
-        &self,
-        format: &dyn FormatReader,
-    ) -> Result<(u32, AudioCodecParameters, usize), String> {
+    fn pick_track(&self, format: &dyn FormatReader) -> Result<Chosen, String> {
         let audio: Vec<(&Track, &AudioCodecParameters)> = format
             .tracks()
             .iter()
@@ -285,7 +291,17 @@ impl MediaDecoder {
             }
             _ => 0,
         };
-        Ok((track.id, params.clone(), reserve))
+        Ok(Chosen {
+            id: track.id,
+            params: params.clone(),
+            // As packets name it: the first track with this id.
+            time_base: format
+                .tracks()
+                .iter()
+                .find(|t| t.id == track.id)
+                .and_then(|t| t.time_base),
+            reserve,
+        })
     }
 
     /// A codec's name for error messages: the decoder's own name, or for codecs we cannot
@@ -305,6 +321,77 @@ impl MediaDecoder {
             _ => return format!("codec {codec}"),
         };
         name.to_owned()
+    }
+}
+
+impl Counts {
+    /// An error when no packet decoded, or most did not.
+    fn check(&self) -> Result<(), String> {
+        let Self { decoded, corrupt } = *self;
+        if decoded == 0 {
+            return Err(if corrupt > 0 {
+                format!("no audio could be decoded: all {corrupt} packets are corrupt")
+            } else {
+                "the audio track holds no audio".to_owned()
+            });
+        }
+        if corrupt > decoded {
+            return Err(format!(
+                "the audio track is mostly corrupt: {corrupt} of {} packets could not be decoded",
+                corrupt + decoded
+            ));
+        }
+        if corrupt > 0 {
+            tracing::warn!(corrupt, decoded, "skipped corrupt audio packets");
+        }
+        Ok(())
+    }
+}
+
+/// Opens a media file and recognises its container.
+fn open(path: &Path) -> Result<Box<dyn FormatReader>, String> {
+    let file = File::open(path).map_err(|e| format!("cannot open the media file: {e}"))?;
+    let meta = file
+        .metadata()
+        .map_err(|e| format!("cannot read the media file: {e}"))?;
+    if !meta.is_file() {
+        return Err("the media path is not a file".to_owned());
+    }
+    if meta.len() == 0 {
+        return Err("the media file is empty (0 bytes)".to_owned());
+    }
+    let mut hint = Hint::new();
+    if let Some(ext) = path.extension().and_then(|e| e.to_str()) {
+        hint.with_extension(ext);
+    }
+    let stream = MediaSourceStream::new(Box::new(file), Default::default());
+    symphonia::default::get_probe()
+        .probe(
+            &hint,
+            stream,
+            FormatOptions::default(),
+            MetadataOptions::default(),
+        )
+        .map_err(|e| probe_error(&e))
+}
+
+/// The next packet of any track; `None` at the end, and at a damaged end once some audio has
+/// decoded.
+fn next_packet(
+    format: &mut dyn FormatReader,
+    counts: &Counts,
+    sink: &Sink,
+) -> Result<Option<Packet>, String> {
+    match format.next_packet() {
+        Ok(packet) => Ok(packet),
+        Err(e) if counts.decoded > 0 => {
+            // A truncated or damaged end: keep what came before it.
+            tracing::warn!(error = %e, kept_s = sink.seconds(), "media ends early");
+            Ok(None)
+        }
+        Err(e) => Err(format!(
+            "cannot read the audio packets (damaged or truncated file?): {e}"
+        )),
     }
 }
 
@@ -402,11 +489,7 @@ fn sane(sample: f32) -> f32 {
 
 /// Source frames of silence standing in for an undecodable packet: its stated duration, or
 /// nothing when the container does not say.
-fn gap_frames(
-    packet: &Packet,
-    time_base: Option<symphonia::core::units::TimeBase>,
-    rate: u32,
-) -> usize {
+fn gap_frames(packet: &Packet, time_base: Option<TimeBase>, rate: u32) -> usize {
     let seconds = time_base
         .and_then(|tb| tb.calc_duration(packet.dur))
         .map_or(0.0, |t| t.as_secs_f64())
