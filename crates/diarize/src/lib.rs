@@ -34,7 +34,7 @@ use ecg_core::stages::{Diarizer, SpeakerTurn};
 use ecg_models::model_dir;
 use serde::{Deserialize, Serialize};
 
-use crate::cluster::{Bounds, cluster};
+use crate::cluster::{Bounds, Clusters, cluster};
 use crate::encoder::{Embedding, Features, SpeakerEncoder};
 use crate::fbank::FbankFrontend;
 use crate::mel::MelFrontend;
@@ -180,6 +180,96 @@ impl SpeakerDiarizer {
     }
 }
 
+/// The speech regions cut into windows, with the features the encoder embeds.
+struct Cut {
+    regions: Vec<Region>,
+    windows: Vec<Window>,
+    /// The full windows' feature frames, one window after another.
+    full_mels: Vec<f32>,
+    /// (window index, mel frames) of regions shorter than a window.
+    short: Vec<(usize, Vec<f32>)>,
+}
+
+impl SpeakerDiarizer {
+    /// Cuts each speech region into windows every `hop` (a region shorter than a window is one
+    /// window of its own length) and computes the frames' features and energy.
+    fn cut(&self, audio: &Audio, spans: &[TimeSpan]) -> Cut {
+        // Resemblyzer normalises the loudness of the speech it embeds, so measure the speech only.
+        let gain = mel::volume_gain(spans.iter().map(|&s| audio.slice(s)));
+        let hop = self.config.hop_frames();
+        let bands = self.encoder.features().bands();
+        let mut cut = Cut {
+            regions: Vec::with_capacity(spans.len()),
+            windows: Vec::new(),
+            full_mels: Vec::new(),
+            short: Vec::new(),
+        };
+        for (r, &span) in spans.iter().enumerate() {
+            let first = (span.start_s / FRAME_S).round() as usize;
+            let frames = ((span.end_s / FRAME_S).round() as usize)
+                .saturating_sub(first)
+                .max(1);
+            let (feats, energy) = self.features(audio, gain, first, frames);
+            if frames >= WINDOW_FRAMES {
+                for start in window_starts(frames, hop) {
+                    cut.full_mels
+                        .extend_from_slice(&feats[start * bands..(start + WINDOW_FRAMES) * bands]);
+                    cut.windows.push(window(r, start, WINDOW_FRAMES));
+                }
+            } else {
+                cut.short.push((cut.windows.len(), feats));
+                cut.windows.push(window(r, 0, frames));
+            }
+            cut.regions.push(Region {
+                span,
+                frames,
+                energy,
+            });
+        }
+        cut
+    }
+
+    /// Embeds every window: full windows in batches; each short region alone, at its own length.
+    fn embed(&self, cut: &mut Cut) -> Result<(), StageError> {
+        let full = self.encoder.embed(&cut.full_mels, WINDOW_FRAMES)?;
+        for (w, e) in cut
+            .windows
+            .iter_mut()
+            .filter(|w| w.len == WINDOW_FRAMES)
+            .zip(full)
+        {
+            w.embedding = e;
+        }
+        for (i, mels) in &cut.short {
+            let w = &mut cut.windows[*i];
+            if let Some(e) = self.encoder.embed(mels, w.len)?.pop() {
+                w.embedding = e;
+            }
+        }
+        Ok(())
+    }
+
+    /// Groups the windows' embeddings into speakers, within the request's hint.
+    fn cluster_windows(&self, windows: &[Window], hint: SpeakerHint) -> Clusters {
+        // Windows under half a second hear too little to shape the clusters unless there is
+        // nothing else; the half-second regions between them are often a meeting's quieter
+        // participants' only words, so they count.
+        let any_heard = windows.iter().any(|w| w.len >= MIN_CLUSTERED_FRAMES);
+        let clustered: Vec<&Window> = windows
+            .iter()
+            .filter(|w| !any_heard || w.len >= MIN_CLUSTERED_FRAMES)
+            .collect();
+        let points: Vec<Embedding> = clustered.iter().map(|w| w.embedding.clone()).collect();
+        let shares_audio = |i: usize, j: usize| clustered[i].overlaps(clustered[j]);
+        cluster(
+            &points,
+            &shares_audio,
+            self.bounds(hint),
+            self.config.merge_similarity,
+        )
+    }
+}
+
 impl Diarizer for SpeakerDiarizer {
     fn speaker_turns(
         &self,
@@ -196,81 +286,20 @@ impl Diarizer for SpeakerDiarizer {
             return Ok(Vec::new());
         }
         let started = Instant::now();
-        // Resemblyzer normalises the loudness of the speech it embeds, so measure the speech only.
-        let gain = mel::volume_gain(spans.iter().map(|&s| audio.slice(s)));
-        let hop = self.config.hop_frames();
-        let bands = self.encoder.features().bands();
-
-        let mut regions = Vec::with_capacity(spans.len());
-        let mut windows: Vec<Window> = Vec::new();
-        let mut full_mels: Vec<f32> = Vec::new();
-        // (window index, mel frames) of regions shorter than a window.
-        let mut short: Vec<(usize, Vec<f32>)> = Vec::new();
-        for (r, &span) in spans.iter().enumerate() {
-            let first = (span.start_s / FRAME_S).round() as usize;
-            let frames = ((span.end_s / FRAME_S).round() as usize)
-                .saturating_sub(first)
-                .max(1);
-            let (feats, energy) = self.features(audio, gain, first, frames);
-            if frames >= WINDOW_FRAMES {
-                for start in window_starts(frames, hop) {
-                    full_mels
-                        .extend_from_slice(&feats[start * bands..(start + WINDOW_FRAMES) * bands]);
-                    windows.push(window(r, start, WINDOW_FRAMES));
-                }
-            } else {
-                short.push((windows.len(), feats));
-                windows.push(window(r, 0, frames));
-            }
-            regions.push(Region {
-                span,
-                frames,
-                energy,
-            });
-        }
-
+        let mut cut = self.cut(audio, &spans);
         let features_done = Instant::now();
-        // Full windows in batches; each short region alone, at its own length.
-        let full = self.encoder.embed(&full_mels, WINDOW_FRAMES)?;
-        for (w, e) in windows
-            .iter_mut()
-            .filter(|w| w.len == WINDOW_FRAMES)
-            .zip(full)
-        {
-            w.embedding = e;
-        }
-        for (i, mels) in &short {
-            let w = &mut windows[*i];
-            if let Some(e) = self.encoder.embed(mels, w.len)?.pop() {
-                w.embedding = e;
-            }
-        }
-
+        self.embed(&mut cut)?;
         let embeddings_done = Instant::now();
-        // Windows under half a second hear too little to shape the clusters unless there is
-        // nothing else; the half-second regions between them are often a meeting's quieter
-        // participants' only words, so they count.
-        let any_heard = windows.iter().any(|w| w.len >= MIN_CLUSTERED_FRAMES);
-        let clustered: Vec<&Window> = windows
-            .iter()
-            .filter(|w| !any_heard || w.len >= MIN_CLUSTERED_FRAMES)
-            .collect();
-        let points: Vec<Embedding> = clustered.iter().map(|w| w.embedding.clone()).collect();
-        let shares_audio = |i: usize, j: usize| clustered[i].overlaps(clustered[j]);
-        let clusters = cluster(
-            &points,
-            &shares_audio,
-            self.bounds(hint),
-            self.config.merge_similarity,
-        );
+        let clusters = self.cluster_windows(&cut.windows, hint);
         let refinement = Refinement {
             min_turn: ms_to_frames(self.config.min_turn_ms),
             snap: ms_to_frames(self.config.snap_ms),
         };
         let clustering_done = Instant::now();
-        let turns = turns::speaker_turns(&regions, &windows, &clusters.centroids, refinement);
+        let turns =
+            turns::speaker_turns(&cut.regions, &cut.windows, &clusters.centroids, refinement);
         tracing::debug!(
-            windows = windows.len(),
+            windows = cut.windows.len(),
             speakers = clusters.centroids.len(),
             turns = turns.len(),
             features_ms = (features_done - started).as_millis(),

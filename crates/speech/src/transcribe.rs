@@ -1,34 +1,33 @@
 //! Speech → timed words with Whisper through whisper.cpp.
 //!
 //! One [`WhisperContext`] (the weights) is shared by every job; each job gets its own state.
-//! Speech regions are packed into 30 s windows (`windows`), decoded with word timings, merged
-//! into words (`words`), screened for hallucinations (`guards`), mapped back to the audio's time
-//! and split into sentence-like segments (`segments`).
+//! The model is loaded with its fallbacks (`model`). Speech regions are packed into 30 s windows
+//! (`windows`), decoded with word timings (`decode`), merged into words (`words`), screened for
+//! hallucinations (`guards`), mapped back to the audio's time (`place`) and split into
+//! sentence-like segments (`segments`).
 
+mod decode;
 mod guards;
+mod model;
+mod place;
 mod segments;
 mod windows;
 mod words;
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
 use ecg_core::audio::{Audio, TimeSpan};
 use ecg_core::error::StageError;
 use ecg_core::request::Language;
-use ecg_core::stages::{AsrOptions, TimedWord, Transcriber, Transcript};
+use ecg_core::stages::{AsrOptions, Transcriber, Transcript};
 use serde::{Deserialize, Serialize};
-use whisper_rs::{
-    DtwMode, DtwModelPreset, DtwParameters, FullParams, SamplingStrategy, WhisperContext,
-    WhisperContextParameters, WhisperState,
-};
+use whisper_rs::{DtwModelPreset, WhisperContext, WhisperState};
 
-use crate::models::{WhisperShape, model_name_of, smaller_whisper_models, whisper_model_path};
-use ecg_models::model_dir;
+use crate::models::model_name_of;
 use segments::Placed;
 use windows::Window;
-use words::{Token, Word};
 
 /// Whisper base, 8-bit quantized by `make models`: 12–23 % faster than f16 on the CPUs measured,
 /// at the same word error rate (BENCHMARKS.md).
@@ -93,22 +92,6 @@ impl Default for AsrConfig {
     }
 }
 
-impl AsrConfig {
-    fn candidates(&self) -> Vec<String> {
-        let fallbacks = self
-            .fallback_models
-            .clone()
-            .unwrap_or_else(|| smaller_whisper_models(&self.model));
-        let mut all = vec![self.model.clone()];
-        for f in fallbacks {
-            if !all.contains(&f) {
-                all.push(f);
-            }
-        }
-        all
-    }
-}
-
 /// Why a decode failed: resources (allocation, encoder or decoder failing) are worth a retry on
 /// the CPU when they ran out on the GPU.
 enum Failure {
@@ -145,38 +128,21 @@ impl WhisperTranscriber {
     /// Loads the configured model, else each fallback in turn.
     pub fn new(config: &AsrConfig) -> Result<Self, StageError> {
         whisper_rs::install_logging_hooks();
-        let dir = model_dir();
-        let want_gpu = cfg!(feature = "cuda") && config.gpu;
-        let mut failures = Vec::new();
-        for candidate in config.candidates() {
-            let path = whisper_model_path(&candidate, &dir);
-            match load(&path, config.word_timing, want_gpu) {
-                Ok((context, dtw, on_gpu)) => {
-                    if !failures.is_empty() {
-                        tracing::warn!(model = %path.display(), failed = %failures.join("; "), "loaded a fallback Whisper model");
-                    }
-                    let threads = config.threads.filter(|&t| t > 0).unwrap_or_else(|| {
-                        std::thread::available_parallelism().map_or(1, std::num::NonZero::get)
-                    });
-                    tracing::info!(model = %path.display(), on_gpu, dtw = dtw.is_some(), threads, "Whisper model loaded");
-                    return Ok(Self {
-                        name: model_name_of(&path),
-                        path,
-                        dtw,
-                        threads,
-                        beam_size: config.beam_size.max(1),
-                        main: Arc::new(context),
-                        main_on_gpu: on_gpu,
-                        cpu: Mutex::new(None),
-                    });
-                }
-                Err(e) => failures.push(format!("{}: {e}", path.display())),
-            }
-        }
-        Err(StageError::ModelLoading(format!(
-            "no Whisper model could be loaded (run `make models` or set ECG_ASR_MODEL): {}",
-            failures.join("; ")
-        )))
+        let loaded = model::load_first(config)?;
+        let threads = config.threads.filter(|&t| t > 0).unwrap_or_else(|| {
+            std::thread::available_parallelism().map_or(1, std::num::NonZero::get)
+        });
+        tracing::info!(model = %loaded.path.display(), on_gpu = loaded.on_gpu, dtw = loaded.dtw.is_some(), threads, "Whisper model loaded");
+        Ok(Self {
+            name: model_name_of(&loaded.path),
+            path: loaded.path,
+            dtw: loaded.dtw,
+            threads,
+            beam_size: config.beam_size.max(1),
+            main: Arc::new(loaded.context),
+            main_on_gpu: loaded.on_gpu,
+            cpu: Mutex::new(None),
+        })
     }
 
     /// The CPU context: the main one unless that is on the GPU.
@@ -192,7 +158,8 @@ impl WhisperTranscriber {
             return Ok(Arc::clone(ctx));
         }
         let ctx = Arc::new(
-            new_context(&self.path, self.dtw.as_ref(), false).map_err(StageError::ModelLoading)?,
+            model::new_context(&self.path, self.dtw.as_ref(), false)
+                .map_err(StageError::ModelLoading)?,
         );
         *cpu = Some(Arc::clone(&ctx));
         Ok(ctx)
@@ -255,7 +222,7 @@ impl WhisperTranscriber {
         if code.is_none() {
             *code = whisper_rs::get_lang_str(state.full_lang_id_from_state());
         }
-        place_words(
+        place::place_words(
             window,
             decoded,
             words::uses_spaces(code.unwrap_or_default()),
@@ -263,138 +230,10 @@ impl WhisperTranscriber {
         );
         Ok(())
     }
-
-    /// Runs Whisper on one window and returns its segments' text tokens.
-    fn decode(
-        &self,
-        context: &WhisperContext,
-        state: &mut WhisperState,
-        window: &Window,
-        language: Option<&'static str>,
-    ) -> Result<Vec<Decoded>, Failure> {
-        let strategy = if self.beam_size > 1 {
-            SamplingStrategy::BeamSearch {
-                beam_size: i32::from(self.beam_size),
-                patience: -1.0,
-            }
-        } else {
-            SamplingStrategy::Greedy { best_of: 5 }
-        };
-        let mut params = FullParams::new(strategy);
-        params.set_n_threads(i32::try_from(self.threads).unwrap_or(i32::MAX));
-        params.set_language(language);
-        params.set_translate(false);
-        // Windows are unrelated stretches of speech: conditioning on the previous text only
-        // carries errors and loops across them.
-        params.set_no_context(true);
-        // Timestamp tokens stay on: they let Whisper seek through a region longer than 30 s.
-        params.set_single_segment(false);
-        params.set_token_timestamps(true);
-        params.set_suppress_blank(true);
-        // Music notes, brackets and the like: what Whisper writes over non-speech.
-        params.set_suppress_nst(true);
-        params.set_temperature(0.0);
-        params.set_temperature_inc(0.2);
-        params.set_print_progress(false);
-        params.set_print_realtime(false);
-        params.set_print_special(false);
-        params.set_print_timestamps(false);
-        // A closure without captures: whisper-rs hands the callback its closure by address.
-        params.set_abort_callback_safe(|| ABANDONED.load(Ordering::Relaxed));
-        state.full(params, &window.samples).map_err(|e| match e {
-            whisper_rs::WhisperError::NoSamples => {
-                Failure::Other(StageError::Processing("an empty window".into()))
-            }
-            other => Failure::Resources(format!("Whisper failed: {other}")),
-        })?;
-
-        let eot = context.token_eot();
-        let dtw = self.dtw.is_some();
-        // With DTW a token starts where the one before it in the window was complete.
-        let mut previous_end: Option<f64> = None;
-        let mut out = Vec::new();
-        for segment in state.as_iter() {
-            let mut tokens = Vec::new();
-            let mut logprob_sum = 0.0f32;
-            for i in 0..segment.n_tokens() {
-                let Some(token) = segment.get_token(i) else {
-                    continue;
-                };
-                // Everything from end-of-text on is special: timestamps, language, task.
-                if token.token_id() >= eot {
-                    continue;
-                }
-                let data = token.token_data();
-                let bytes = token.to_bytes().map_err(|e| {
-                    Failure::Other(StageError::Processing(format!("Whisper token text: {e}")))
-                })?;
-                logprob_sum += data.plog;
-                let (start_s, end_s) = if dtw {
-                    let end_s = centiseconds(data.t_dtw);
-                    let start_s = previous_end.unwrap_or(centiseconds(data.t0));
-                    previous_end = Some(end_s);
-                    (start_s.min(end_s), end_s)
-                } else {
-                    (centiseconds(data.t0), centiseconds(data.t1))
-                };
-                tokens.push(Token {
-                    bytes: bytes.to_vec(),
-                    probability: data.p,
-                    start_s,
-                    end_s,
-                });
-            }
-            let avg_logprob = logprob_sum / tokens.len().max(1) as f32;
-            out.push(Decoded {
-                tokens,
-                no_speech_prob: segment.no_speech_probability(),
-                avg_logprob,
-            });
-        }
-        if window.samples.len() <= windows::WINDOW_SAMPLES {
-            let p = self.no_speech_probability(context, state)?;
-            for d in &mut out {
-                d.no_speech_prob = p;
-            }
-        }
-        Ok(out)
-    }
-
-    /// Whisper's no-speech probability: that of the no-speech token right after start-of-
-    /// transcript, given the window just encoded. (whisper.cpp reads it after the language and
-    /// task tokens, where it is always near zero.) A longer window is encoded in parts and
-    /// keeps whisper.cpp's value.
-    fn no_speech_probability(
-        &self,
-        context: &WhisperContext,
-        state: &mut WhisperState,
-    ) -> Result<f32, Failure> {
-        state
-            .decode(&[context.token_sot()], 0, self.threads)
-            .map_err(|e| Failure::Resources(format!("Whisper failed: {e}")))?;
-        let logits = state
-            .get_logits()
-            .map_err(|e| Failure::Other(StageError::Processing(format!("Whisper logits: {e}"))))?;
-        let nosp = usize::try_from(context.token_nosp()).unwrap_or(usize::MAX);
-        let max = logits.iter().copied().fold(f32::NEG_INFINITY, f32::max);
-        let total: f32 = logits.iter().map(|l| (l - max).exp()).sum();
-        Ok(logits.get(nosp).map_or(0.0, |l| (l - max).exp() / total))
-    }
 }
 
 /// The language reported when Whisper never ran, so never detected one.
 const UNKNOWN_LANGUAGE: &str = "unknown";
-
-fn centiseconds(t: i64) -> f64 {
-    t.max(0) as f64 / 100.0
-}
-
-/// One of Whisper's segments: its text tokens and the numbers the guards read.
-struct Decoded {
-    tokens: Vec<Token>,
-    no_speech_prob: f32,
-    avg_logprob: f32,
-}
 
 /// Regions of a window, long enough to hold a sentence, on which none of its words were placed.
 fn unheard_regions(window: &Window, placed: &[Placed]) -> Vec<TimeSpan> {
@@ -405,92 +244,6 @@ fn unheard_regions(window: &Window, placed: &[Placed]) -> Vec<TimeSpan> {
         .filter(|region| region.duration_s() >= MIN_SKIPPED_REGION_S)
         .filter(|region| placed.iter().all(|p| p.region != *region))
         .collect()
-}
-
-/// Screens a window's segments, merges their words and maps them to the audio's time.
-fn place_words(window: &Window, decoded: Vec<Decoded>, spaced: bool, out: &mut Vec<Placed>) {
-    let mut kept: Vec<(Word, bool)> = Vec::new();
-    for segment in decoded {
-        let mut words = words::words_from_tokens(&segment.tokens, spaced);
-        words::spread_collapsed(&mut words);
-        let (Some(first), Some(last)) = (words.first(), words.last()) else {
-            continue;
-        };
-        let span = TimeSpan::new(first.start_s, last.end_s);
-        let text: String = words.iter().map(|w| w.text.as_str()).collect();
-        let speech_share = if span.duration_s() > 0.0 {
-            window.speech_overlap_s(span) / span.duration_s()
-        } else {
-            1.0
-        };
-        let candidate = guards::Candidate {
-            text: &text,
-            words: words.len(),
-            no_speech_prob: segment.no_speech_prob,
-            avg_logprob: segment.avg_logprob,
-            confidence: words.iter().map(|w| w.confidence).sum::<f64>() / words.len() as f64,
-            speech_share,
-        };
-        if let Some(reason) = guards::rejection(&candidate) {
-            tracing::debug!(%text, reason, "dropped a hallucinated segment");
-            continue;
-        }
-        kept.extend(words.into_iter().enumerate().map(|(i, w)| (w, i == 0)));
-    }
-    guards::drop_loops(&mut kept, |(w, _)| guards::normalise(&w.text));
-
-    let spans: Vec<TimeSpan> = kept
-        .iter()
-        .map(|(w, _)| TimeSpan::new(w.start_s, w.end_s))
-        .collect();
-    let pause_before: Vec<bool> = (0..kept.len())
-        .map(|i| i > 0 && ends_clause(&kept[i - 1].0.text))
-        .collect();
-    let pieces = window.assign(&spans, &pause_before);
-    let mut placed: Vec<TimeSpan> = Vec::with_capacity(kept.len());
-    for i in 0..kept.len() {
-        let piece = pieces[i];
-        let before = i.checked_sub(1).filter(|&j| pieces[j] == piece);
-        // Between the word before, as placed, and the word after, as timed, in the same piece.
-        let room = TimeSpan::new(
-            before.map_or(f64::NEG_INFINITY, |j| placed[j].end_s),
-            spans
-                .get(i + 1)
-                .filter(|_| pieces.get(i + 1) == Some(&piece))
-                .map_or(f64::INFINITY, |next| next.start_s),
-        );
-        let (span, voiced) = window.place(piece, spans[i], room);
-        let span = match before {
-            // No voice of its own: the word before took its sound, so the two share it.
-            Some(j) if !voiced => {
-                let (first, second) = words::share(placed[j], &kept[j].0, &kept[i].0);
-                placed[j] = first;
-                second
-            }
-            _ => span,
-        };
-        placed.push(span);
-    }
-    for ((word, opens), (span, piece)) in kept.into_iter().zip(placed.into_iter().zip(pieces)) {
-        let source = window.to_source(piece, span);
-        out.push(Placed {
-            word: TimedWord {
-                text: word.text,
-                start_s: source.start_s,
-                end_s: source.end_s,
-                confidence: word.confidence,
-            },
-            region: window.pieces[piece].source,
-            opens_decoded_segment: opens,
-        });
-    }
-}
-
-/// Where speakers pause, Whisper writes punctuation. (Its own segment boundaries and times are
-/// no guide: they drift with the timing they mark.)
-fn ends_clause(text: &str) -> bool {
-    text.trim_end()
-        .ends_with(['.', ',', '?', '!', ';', ':', '。', '、', '，', '？', '！'])
 }
 
 /// Words never go back in time and never overlap the next one.
@@ -504,76 +257,6 @@ fn put_in_order(placed: &mut [Placed]) {
         let prev = &mut placed[i - 1].word;
         prev.end_s = prev.end_s.min(next_start).max(prev.start_s);
     }
-}
-
-/// Loads a model file on the preferred device, falling back to the CPU for this same file.
-fn load(
-    path: &Path,
-    timing: WordTiming,
-    want_gpu: bool,
-) -> Result<(WhisperContext, Option<DtwModelPreset>, bool), String> {
-    if !path.is_file() {
-        return Err("no such file".into());
-    }
-    let shape = WhisperShape::read(path).map_err(|e| e.to_string())?;
-    let dtw = match timing {
-        WordTiming::Dtw => {
-            let preset = dtw_preset(shape);
-            if preset.is_none() {
-                tracing::warn!(model = %path.display(), "no alignment heads known for this model shape; word times from timestamp tokens");
-            }
-            preset
-        }
-        WordTiming::Tokens => None,
-    };
-    if want_gpu {
-        match new_context(path, dtw.as_ref(), true) {
-            Ok(ctx) => return Ok((ctx, dtw, true)),
-            Err(e) => {
-                tracing::warn!(model = %path.display(), error = %e, "cannot load on the GPU; using the CPU");
-            }
-        }
-    }
-    new_context(path, dtw.as_ref(), false).map(|ctx| (ctx, dtw, false))
-}
-
-fn new_context(
-    path: &Path,
-    dtw: Option<&DtwModelPreset>,
-    gpu: bool,
-) -> Result<WhisperContext, String> {
-    let mut params = WhisperContextParameters::default();
-    params.use_gpu(gpu);
-    if let Some(preset) = dtw {
-        params.dtw_parameters(DtwParameters {
-            mode: DtwMode::ModelPreset {
-                model_preset: preset.clone(),
-            },
-            ..DtwParameters::default()
-        });
-    }
-    WhisperContext::new_with_params(path, params)
-        .map_err(|e| format!("whisper.cpp cannot load it ({e})"))
-}
-
-/// The alignment-head preset for a model, recognised by its layer counts and vocabulary.
-fn dtw_preset(shape: WhisperShape) -> Option<DtwModelPreset> {
-    let en = shape.english_only();
-    Some(match (shape.n_audio_layer, shape.n_text_layer) {
-        (4, 4) if en => DtwModelPreset::TinyEn,
-        (4, 4) => DtwModelPreset::Tiny,
-        (6, 6) if en => DtwModelPreset::BaseEn,
-        (6, 6) => DtwModelPreset::Base,
-        (12, 12) if en => DtwModelPreset::SmallEn,
-        (12, 12) => DtwModelPreset::Small,
-        (24, 24) if en => DtwModelPreset::MediumEn,
-        (24, 24) => DtwModelPreset::Medium,
-        (32, 4) => DtwModelPreset::LargeV3Turbo,
-        (32, 32) if shape.large_v3_vocabulary() => DtwModelPreset::LargeV3,
-        // large-v1 and v2 share a shape; v2 is the one in use.
-        (32, 32) => DtwModelPreset::LargeV2,
-        _ => return None,
-    })
 }
 
 impl Transcriber for WhisperTranscriber {
@@ -618,6 +301,7 @@ impl Transcriber for WhisperTranscriber {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use ecg_core::stages::TimedWord;
     use windows::Piece;
 
     #[test]
@@ -659,47 +343,6 @@ mod tests {
             .is_empty()
         );
         assert_eq!(unheard_regions(&window, &[]).len(), 2);
-    }
-
-    #[test]
-    fn fallbacks_default_to_smaller_sizes_without_repeats() {
-        let config = AsrConfig {
-            model: "small".into(),
-            ..AsrConfig::default()
-        };
-        assert_eq!(config.candidates(), ["small", "base", "tiny"]);
-        let config = AsrConfig {
-            model: "/x/custom.bin".into(),
-            fallback_models: Some(vec!["base".into(), "/x/custom.bin".into()]),
-            ..AsrConfig::default()
-        };
-        assert_eq!(config.candidates(), ["/x/custom.bin", "base"]);
-    }
-
-    #[test]
-    fn presets_follow_the_model_shape() {
-        let shape = |n_vocab, n_audio_layer, n_text_layer| WhisperShape {
-            n_vocab,
-            n_audio_layer,
-            n_text_layer,
-        };
-        assert!(matches!(
-            dtw_preset(shape(51_865, 6, 6)),
-            Some(DtwModelPreset::Base)
-        ));
-        assert!(matches!(
-            dtw_preset(shape(51_864, 6, 6)),
-            Some(DtwModelPreset::BaseEn)
-        ));
-        assert!(matches!(
-            dtw_preset(shape(51_866, 32, 4)),
-            Some(DtwModelPreset::LargeV3Turbo)
-        ));
-        assert!(matches!(
-            dtw_preset(shape(51_866, 32, 32)),
-            Some(DtwModelPreset::LargeV3)
-        ));
-        assert!(dtw_preset(shape(51_865, 32, 2)).is_none());
     }
 
     #[test]
