@@ -81,7 +81,7 @@ fn coverage(label: &str, channel: impl Fn(&Path) -> PathBuf) -> (f64, f64) {
             words.len()
         );
         // The quietest excerpt (trn07: distant voices, the detector scoring them 0.1–0.4) keeps
-        // 48 % wideband and 28 % over a phone line (faster-whisper with its VAD: 26 %).
+        // 50 % wideband and 28 % over a phone line (faster-whisper with its VAD: 26 %).
         if clip_speech >= 10.0 {
             assert!(
                 clip_heard > 0.25 * clip_speech,
@@ -104,11 +104,11 @@ fn coverage(label: &str, channel: impl Fn(&Path) -> PathBuf) -> (f64, f64) {
 #[test]
 fn words_cover_the_annotated_speech_of_real_meetings() {
     let (all, solo) = coverage("wideband", Path::to_path_buf);
-    // Measured: 82.1 % and 82.4 % (faster-whisper base, beam 5, with its VAD: 82.4 % and
+    // Measured: 84.3 % and 83.4 % (faster-whisper base, beam 5, with its VAD: 82.4 % and
     // 83.7 %). The rest is murmurs, laughter and distant words below the voice activity
     // detector's threshold, and annotated turns that run past the words.
-    assert!(all >= 0.78, "{all}");
-    assert!(solo >= 0.78, "{solo}");
+    assert!(all >= 0.81, "{all}");
+    assert!(solo >= 0.80, "{solo}");
 }
 
 /// The same meetings as a phone call records them: 300–3400 Hz, 8 kHz µ-law.
@@ -127,9 +127,9 @@ fn words_cover_the_annotated_speech_of_real_meetings_over_a_telephone_line() {
         assert!(status.success(), "ffmpeg: {status}");
         out
     });
-    // Measured: 79.6 % and 80.3 %, where the voice activity detector's wideband thresholds
-    // reach 74.0 % and 74.7 % (faster-whisper base, beam 5, with its VAD: 78.8 % and 81.6 %
-    // through a 300–3400 Hz band).
+    // Measured: 79.6 % and 80.3 %, where Silero's usual thresholds (0.5/0.35) reach 74.0 % and
+    // 74.7 % (faster-whisper base, beam 5, with its VAD: 78.8 % and 81.6 % through a
+    // 300–3400 Hz band).
     assert!(all >= 0.77, "{all}");
     assert!(solo >= 0.77, "{solo}");
 }

@@ -164,19 +164,19 @@ fn score_meetings(label: &str, channel: fn(&Audio) -> Audio) -> MeetingScores {
 fn ami_meeting_excerpts() {
     let scores = score_meetings("wideband", Audio::clone);
     assert_eq!(scores.over_counted, 0, "more speakers than the excerpt has");
-    // Five of eight are right and confusion is 3.1 %: one wrong count more, or twice the
-    // confusion, is a regression (the floor: most counts right, confusion ≤ 10 %).
+    // Six of eight are right and confusion is 4.0 %: one wrong count more, or half as much
+    // confusion again, is a regression (the floor: most counts right, confusion ≤ 10 %).
     assert!(
-        scores.right * 2 >= scores.countable,
+        scores.right + 1 >= 6,
         "speaker count right on only {} of {}",
         scores.right,
         scores.countable
     );
     assert!(scores.confusion <= 0.06, "speaker confusion");
     // Quiet and distant speech must reach the transcript: what one person says alone is found
-    // but for words the voice activity detector cannot tell from noise (12.2 % on this split).
+    // but for words the voice activity detector cannot tell from noise (9.3 % on this split).
     assert!(
-        scores.solo_missed <= 0.14 * scores.solo,
+        scores.solo_missed <= 0.11 * scores.solo,
         "missed {} s of {} s of speech without overlap",
         scores.solo_missed,
         scores.solo
@@ -185,12 +185,12 @@ fn ami_meeting_excerpts() {
 }
 
 /// The same meetings as a telephone line carries them (300–3400 Hz), as when a room dials in.
-/// What a phone line costs, measured: 3 of 8 counts right (5 wideband), confusion 3.9 % (3.1 %
-/// wideband), and 12.2 % of what one person says alone missed, as on the wideband excerpts. The speaker encoder was
-/// trained on wideband speech: without the band above 4 kHz, different people's windows score
-/// closer (by 0.03–0.07 on these excerpts) while one person's do not. Silero VAD leans on the
-/// band below 300 Hz: cut, quiet far speech scores lower, and the detector's thresholds drop on
-/// telephone-band audio (without that, 18.7 % missed; its own 8 kHz mode misses more).
+/// What a phone line costs, measured: 3 of 8 counts right (6 wideband), confusion 3.9 % (4.0 %
+/// wideband), and 12.2 % of what one person says alone missed (9.3 % wideband). The speaker
+/// encoder was trained on wideband speech: without the band above 4 kHz, different people's
+/// windows score closer (by 0.03–0.07 on these excerpts) while one person's do not. Silero VAD
+/// leans on the band below 300 Hz: cut, quiet far speech scores lower (with its usual thresholds,
+/// 0.5/0.35, 18.7 % is missed; its own 8 kHz mode misses more).
 #[test]
 fn ami_meeting_excerpts_over_a_telephone_line() {
     let scores = score_meetings("telephone band", telephone_band);

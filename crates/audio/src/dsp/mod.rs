@@ -2,7 +2,6 @@
 //! and the speaker models' frontends. Each piece plans its FFTs once and can be shared across
 //! threads.
 
-pub mod bandwidth;
 pub mod level;
 pub mod mel;
 pub mod spectrum;
