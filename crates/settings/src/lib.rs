@@ -35,3 +35,14 @@ pub fn from_env<T: clap::Args>() -> Result<T, clap::Error> {
     }
     <EnvOnly<T> as clap::Parser>::try_parse_from(["ecg"]).map(|e| e.settings)
 }
+
+/// For tests: the flags alone, as `T` parses them; the environment the tests run in
+/// (ECG_ASR_THREADS, …) is not read.
+#[cfg(test)]
+fn flags_only<T: clap::Parser>(args: &[&str]) -> T {
+    let matches = T::command()
+        .mut_args(|arg| arg.env(None::<&str>))
+        .try_get_matches_from(std::iter::once("test").chain(args.iter().copied()))
+        .unwrap();
+    T::from_arg_matches(&matches).unwrap()
+}

@@ -311,7 +311,7 @@ impl<T: Serialize> fmt::Display for Named<T> {
 
 #[cfg(test)]
 mod tests {
-    use clap::{CommandFactory, FromArgMatches, Parser};
+    use clap::Parser;
 
     use super::*;
 
@@ -329,13 +329,8 @@ mod tests {
         urls: UrlArgs,
     }
 
-    /// The flags alone: the environment the tests run in (ECG_ASR_THREADS, …) is not read.
     fn cli(args: &[&str]) -> Cli {
-        let matches = Cli::command()
-            .mut_args(|arg| arg.env(None::<&str>))
-            .try_get_matches_from(std::iter::once("test").chain(args.iter().copied()))
-            .unwrap();
-        Cli::from_arg_matches(&matches).unwrap()
+        crate::flags_only(args)
     }
 
     #[test]

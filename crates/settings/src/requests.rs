@@ -41,7 +41,7 @@ pub struct CorsArgs {
 
 #[cfg(test)]
 mod tests {
-    use clap::{CommandFactory, FromArgMatches, Parser};
+    use clap::Parser;
 
     use super::*;
 
@@ -53,13 +53,8 @@ mod tests {
         cors: CorsArgs,
     }
 
-    /// The flags alone: the environment the tests run in is not read.
     fn cli(args: &[&str]) -> Cli {
-        let matches = Cli::command()
-            .mut_args(|arg| arg.env(None::<&str>))
-            .try_get_matches_from(std::iter::once("test").chain(args.iter().copied()))
-            .unwrap();
-        Cli::from_arg_matches(&matches).unwrap()
+        crate::flags_only(args)
     }
 
     #[test]
