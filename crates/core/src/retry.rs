@@ -1,8 +1,11 @@
-//! Retries with exponential backoff and equal jitter, shared by the callback notifier and the
+//! Retries with exponential backoff and jitter (backon), shared by the callback notifier and the
 //! HTTP and S3 fetchers.
 
 use std::future::Future;
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
+
+use backon::{ExponentialBuilder, Retryable};
 
 /// How often and how patiently to retry transient failures.
 #[derive(Clone, Copy, Debug)]
@@ -48,28 +51,7 @@ pub struct GaveUp {
     pub attempts: u32,
 }
 
-/// `base * 2^retry`, capped: the wait before retry number `retry + 1`.
-pub fn backoff_delay(retry: u32, base: Duration, cap: Duration) -> Duration {
-    base.saturating_mul(2u32.saturating_pow(retry)).min(cap)
-}
-
-/// Equal jitter: half the delay is kept, the other half is random. Keeps a floor under the wait
-/// (a receiver that is down is not hammered) while spreading out retries of many jobs.
-pub fn jitter(delay: Duration) -> Duration {
-    let half = delay / 2;
-    half + half.mul_f64(rand::random::<f64>())
-}
-
 impl RetryPolicy {
-    /// The wait before retry number `retry + 1`: the server's `Retry-After` up to the cap, else
-    /// jittered exponential backoff.
-    fn wait(&self, retry: u32, retry_after: Option<Duration>) -> Duration {
-        match retry_after {
-            Some(asked) => asked.min(self.cap),
-            None => jitter(backoff_delay(retry, self.base, self.cap)),
-        }
-    }
-
     /// Runs `attempt(n)` for n = 1, 2, … until it succeeds, fails permanently or the retries are spent.
     pub async fn run<T, F, Fut>(&self, attempt: F) -> Result<T, GaveUp>
     where
@@ -79,7 +61,9 @@ impl RetryPolicy {
         self.run_unless(attempt, || false).await
     }
 
-    /// [`RetryPolicy::run`] that stops before a retry once `stop()` holds.
+    /// [`RetryPolicy::run`] that stops before a retry once `stop()` holds. Waits double from
+    /// `base` up to `cap`, with backon's jitter (up to one more wait at random, so that many jobs
+    /// retrying at once spread out); a server's `Retry-After` replaces the wait, up to the cap.
     pub async fn run_unless<T, F, Fut>(
         &self,
         mut attempt: F,
@@ -89,28 +73,34 @@ impl RetryPolicy {
         F: FnMut(u32) -> Fut,
         Fut: Future<Output = Result<T, AttemptError>>,
     {
-        let mut n = 1;
-        loop {
-            match attempt(n).await {
-                Ok(value) => return Ok(value),
-                // Every failed attempt is logged here, once; callers' spans add what it was for.
-                Err(e) if e.transient && n <= self.retries && !stop() => {
-                    let wait = self.wait(n - 1, e.retry_after);
-                    let retry_in_ms = u64::try_from(wait.as_millis()).unwrap_or(u64::MAX);
-                    tracing::warn!(attempt = n, error = %e.message, retry_in_ms, "attempt failed");
-                    tokio::time::sleep(wait).await;
-                    n += 1;
-                }
-                Err(e) => {
-                    tracing::warn!(attempt = n, error = %e.message, transient = e.transient, "attempt failed, giving up");
-                    return Err(GaveUp {
-                        message: e.message,
-                        transient: e.transient,
-                        attempts: n,
-                    });
-                }
+        let attempts = AtomicU32::new(0);
+        let backoff = ExponentialBuilder::default()
+            .with_min_delay(self.base)
+            .with_max_delay(self.cap)
+            .with_factor(2.0)
+            .with_max_times(self.retries as usize)
+            .with_jitter();
+        let outcome = (|| {
+            let n = attempts.fetch_add(1, Ordering::Relaxed) + 1;
+            attempt(n)
+        })
+        .retry(backoff)
+        .when(|e: &AttemptError| e.transient && !stop())
+        .adjust(|e, wait| wait.map(|wait| e.retry_after.map_or(wait, |asked| asked.min(self.cap))))
+        // Every failed attempt is logged here, once; callers' spans add what it was for.
+        .notify(|e, wait| {
+            let retry_in_ms = u64::try_from(wait.as_millis()).unwrap_or(u64::MAX);
+            tracing::warn!(attempt = attempts.load(Ordering::Relaxed), error = %e.message, retry_in_ms, "attempt failed");
+        })
+        .await;
+        outcome.map_err(|e| {
+            tracing::warn!(attempt = attempts.load(Ordering::Relaxed), error = %e.message, transient = e.transient, "attempt failed, giving up");
+            GaveUp {
+                message: e.message,
+                transient: e.transient,
+                attempts: attempts.load(Ordering::Relaxed),
             }
-        }
+        })
     }
 }
 
@@ -120,37 +110,6 @@ mod tests {
     use std::sync::atomic::{AtomicU32, Ordering};
 
     const MS: Duration = Duration::from_millis(1);
-
-    #[test]
-    fn backoff_doubles_up_to_the_cap() {
-        let base = 500 * MS;
-        let cap = Duration::from_secs(8);
-        let delays: Vec<_> = (0..7).map(|r| backoff_delay(r, base, cap)).collect();
-        assert_eq!(
-            delays,
-            [500, 1000, 2000, 4000, 8000, 8000, 8000].map(|ms| ms * MS)
-        );
-        assert_eq!(backoff_delay(u32::MAX, base, cap), cap);
-    }
-
-    #[test]
-    fn jitter_keeps_at_least_half() {
-        for _ in 0..100 {
-            let d = jitter(1000 * MS);
-            assert!((500 * MS..=1000 * MS).contains(&d), "{d:?}");
-        }
-    }
-
-    #[test]
-    fn retry_after_is_capped() {
-        let p = RetryPolicy {
-            retries: 3,
-            base: MS,
-            cap: 50 * MS,
-        };
-        assert_eq!(p.wait(0, Some(Duration::from_secs(60))), 50 * MS);
-        assert_eq!(p.wait(0, Some(10 * MS)), 10 * MS);
-    }
 
     fn policy(retries: u32) -> RetryPolicy {
         RetryPolicy {
@@ -202,6 +161,35 @@ mod tests {
             .await
             .unwrap_err();
         assert_eq!((err.attempts, calls.load(Ordering::SeqCst)), (2, 2));
+    }
+
+    #[tokio::test]
+    async fn retry_after_replaces_the_wait_up_to_the_cap() {
+        let p = RetryPolicy {
+            retries: 1,
+            base: Duration::from_secs(60),
+            cap: 30 * MS,
+        };
+        let started = std::time::Instant::now();
+        let out = p
+            .run(|n| async move {
+                if n == 1 {
+                    Err(AttemptError {
+                        retry_after: Some(Duration::from_secs(3600)),
+                        ..AttemptError::transient("slow down")
+                    })
+                } else {
+                    Ok(n)
+                }
+            })
+            .await
+            .unwrap();
+        assert_eq!(out, 2);
+        assert!(
+            started.elapsed() < Duration::from_secs(5),
+            "{:?}",
+            started.elapsed()
+        );
     }
 
     #[tokio::test]

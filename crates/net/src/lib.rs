@@ -8,7 +8,6 @@
 //! - [`fetch`]: [`HttpFetcher`] streams `http(s)` media to disk and passes local files through.
 //! - `guard`: the SSRF guard (URL check, connect-time resolver, redirect policy) both use; with
 //!   local URLs allowed it still keeps cloud metadata addresses out of reach.
-//! - `retry`: exponential backoff with jitter, the one retry loop both use.
 //! - `http`: the shared client builder and the classification of HTTP failures.
 //!
 //! This crate knows nothing of AWS: S3 sources are refused here, and the AWS adapter wraps
