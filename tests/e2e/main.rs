@@ -11,6 +11,7 @@ mod uploads;
 
 use std::time::Duration;
 
+use ecg_core::contract::Callback;
 use serde_json::{Value, json};
 
 use metrics::Metrics;
@@ -20,16 +21,16 @@ use common::{
     wait_for_end,
 };
 
-const CALLBACK_FIELDS: [&str; 7] = [
-    "job_id",
-    "status",
-    "progress",
-    "message",
-    "result",
-    "error_message",
-    "error_code",
-];
 const JOB_LIMIT: Duration = Duration::from_secs(300);
+
+/// `text` spoken into `talk.wav` and served over HTTP: the directory (kept as long as it lives)
+/// and the server's base URL.
+async fn spoken_clip(text: &str) -> (tempfile::TempDir, String) {
+    let media = tempfile::tempdir().unwrap();
+    speech_wav(&media.path().join("talk.wav"), text);
+    let media_base = media_server(media.path().to_path_buf()).await;
+    (media, media_base)
+}
 
 fn new_job_id() -> String {
     uuid::Uuid::new_v4().to_string()
@@ -50,12 +51,8 @@ async fn submit(client: &reqwest::Client, server: &Server, body: &Value) -> (u16
 
 #[tokio::test]
 async fn a_job_runs_end_to_end_with_signed_progress_and_result() {
-    let media = tempfile::tempdir().unwrap();
-    speech_wav(
-        &media.path().join("talk.wav"),
-        "Hello and welcome. Today we talk about subtitles for short videos.",
-    );
-    let media_base = media_server(media.path().to_path_buf()).await;
+    let (_media, media_base) =
+        spoken_clip("Hello and welcome. Today we talk about subtitles for short videos.").await;
     let receiver = Receiver::start(0).await;
     let data = tempfile::tempdir().unwrap();
     let server = Server::start(data.path());
@@ -106,7 +103,7 @@ async fn a_job_runs_end_to_end_with_signed_progress_and_result() {
                 .as_object()
                 .unwrap()
                 .keys()
-                .all(|k| CALLBACK_FIELDS.contains(&k.as_str()))
+                .all(|k| Callback::FIELDS.contains(&k.as_str()))
         );
         assert_eq!(callback["job_id"], job_id);
     }
@@ -216,16 +213,14 @@ async fn failures_are_reported_once_with_their_codes_and_survive_a_restart() {
 
 #[tokio::test]
 async fn a_flaky_backend_still_gets_the_completion_exactly_once() {
-    let media = tempfile::tempdir().unwrap();
-    speech_wav(&media.path().join("short.wav"), "Thank you for listening.");
-    let media_base = media_server(media.path().to_path_buf()).await;
+    let (_media, media_base) = spoken_clip("Thank you for listening.").await;
     let receiver = Receiver::start(2).await;
     let data = tempfile::tempdir().unwrap();
     let server = Server::start(data.path());
     let client = reqwest::Client::new();
 
     let job_id = new_job_id();
-    let body = json!({"job_id": job_id, "video_url": format!("{media_base}/short.wav"),
+    let body = json!({"job_id": job_id, "video_url": format!("{media_base}/talk.wav"),
                       "fastapi_base_url": receiver.base_url(), "emotion_detection": false});
     assert_eq!(submit(&client, &server, &body).await.0, 200);
     assert_eq!(
@@ -288,9 +283,7 @@ async fn invalid_requests_get_a_4xx_naming_the_field() {
 
 #[tokio::test]
 async fn missing_models_are_each_named_by_health_and_fail_jobs_with_their_code() {
-    let media = tempfile::tempdir().unwrap();
-    speech_wav(&media.path().join("talk.wav"), "Hello and welcome.");
-    let media_base = media_server(media.path().to_path_buf()).await;
+    let (_media, media_base) = spoken_clip("Hello and welcome.").await;
     let data = tempfile::tempdir().unwrap();
     let server = Server::start_with(
         data.path(),
@@ -399,9 +392,7 @@ async fn wait_for_delivery(client: &reqwest::Client, server: &Server, job_id: &s
 
 #[tokio::test]
 async fn a_hanging_backend_holds_up_neither_the_job_nor_its_result() {
-    let media = tempfile::tempdir().unwrap();
-    speech_wav(&media.path().join("short.wav"), "Thank you for listening.");
-    let media_base = media_server(media.path().to_path_buf()).await;
+    let (_media, media_base) = spoken_clip("Thank you for listening.").await;
     let receiver = Receiver::hanging_on_progress().await;
     let data = tempfile::tempdir().unwrap();
     // Were progress callbacks sent inside the job, each would hold it for a whole minute.
@@ -415,7 +406,7 @@ async fn a_hanging_backend_holds_up_neither_the_job_nor_its_result() {
     let client = reqwest::Client::new();
 
     let job_id = new_job_id();
-    let body = json!({"job_id": job_id, "video_url": format!("{media_base}/short.wav"),
+    let body = json!({"job_id": job_id, "video_url": format!("{media_base}/talk.wav"),
                       "fastapi_base_url": receiver.base_url(), "emotion_detection": false});
     assert_eq!(submit(&client, &server, &body).await.0, 200);
     let job = wait_for_end(&client, &server.base, &job_id, Duration::from_secs(50)).await;
@@ -461,10 +452,8 @@ struct RunningJob {
 
 impl RunningJob {
     async fn start(sentences: usize, env: &[(&str, &str)], progress: u64) -> Self {
-        let media = tempfile::tempdir().unwrap();
         let sentence = "The committee met on Tuesday to review the budget for the coming year. ";
-        speech_wav(&media.path().join("talk.wav"), &sentence.repeat(sentences));
-        let media_base = media_server(media.path().to_path_buf()).await;
+        let (media, media_base) = spoken_clip(&sentence.repeat(sentences)).await;
         let receiver = Receiver::start(0).await;
         let data = tempfile::tempdir().unwrap();
         let server = Server::start_with(data.path(), env);

@@ -7,8 +7,8 @@ use std::path::Path;
 use serde::Deserialize;
 use serde_json::json;
 
-use super::{JOB_LIMIT, new_job_id, submit, wait_for_delivery};
-use crate::common::{Receiver, Server, media_server, python_filter, speech_wav, wait_for_end};
+use super::{JOB_LIMIT, new_job_id, spoken_clip, submit, wait_for_delivery};
+use crate::common::{Receiver, Server, python_filter, wait_for_end};
 
 /// What the parser found.
 #[derive(Deserialize)]
@@ -58,12 +58,8 @@ impl Metrics {
 
 #[tokio::test]
 async fn metrics_after_a_completed_job_count_its_stages_callbacks_and_download() {
-    let media = tempfile::tempdir().unwrap();
-    speech_wav(
-        &media.path().join("talk.wav"),
-        "Metrics tell an operator how the service is doing.",
-    );
-    let media_base = media_server(media.path().to_path_buf()).await;
+    let (_media, media_base) =
+        spoken_clip("Metrics tell an operator how the service is doing.").await;
     let receiver = Receiver::start(0).await;
     let data = tempfile::tempdir().unwrap();
     let server = Server::start(data.path());

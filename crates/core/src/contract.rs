@@ -206,6 +206,17 @@ pub struct Callback {
 }
 
 impl Callback {
+    /// The contract's seven fields: a callback carries these and no other.
+    pub const FIELDS: [&str; 7] = [
+        "job_id",
+        "status",
+        "progress",
+        "message",
+        "result",
+        "error_message",
+        "error_code",
+    ];
+
     pub fn is_terminal(&self) -> bool {
         self.status != CallbackStatus::Processing
     }
@@ -443,22 +454,13 @@ mod tests {
 
     #[test]
     fn callbacks_never_carry_an_eighth_field() {
-        let allowed = [
-            "job_id",
-            "status",
-            "progress",
-            "message",
-            "result",
-            "error_message",
-            "error_code",
-        ];
         let cb: Callback = serde_json::from_value(completion_example()).unwrap();
         let v = serde_json::to_value(cb).unwrap();
         assert!(
             v.as_object()
                 .unwrap()
                 .keys()
-                .all(|k| allowed.contains(&k.as_str()))
+                .all(|k| Callback::FIELDS.contains(&k.as_str()))
         );
         let extra = json!({"job_id": "a", "status": "processing", "speakers": {}});
         assert!(serde_json::from_value::<Callback>(extra).is_err());
