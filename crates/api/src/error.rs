@@ -74,15 +74,6 @@ impl ApiError {
         }
     }
 
-    /// The request field at fault, when one is.
-    pub fn field(&self) -> Option<&str> {
-        match self {
-            ApiError::Invalid(e) => Some(&e.field),
-            ApiError::Malformed(_) => Some("body"),
-            _ => None,
-        }
-    }
-
     /// The body this API answers with: the contract's shapes.
     fn body(&self) -> Value {
         let message = self.message();

@@ -38,7 +38,7 @@ pub const MODEL_HEADER: &str = "x-ecg-model";
 pub async fn transcriptions(State(state): State<AppState>, request: Request) -> Response {
     match transcribe(&state, request).await {
         Ok(response) => response,
-        Err(e) => openai_error(&e, e.status(), None),
+        Err(e) => openai_error(&e),
     }
 }
 
@@ -233,29 +233,34 @@ fn failed(record: &JobRecord) -> Response {
     };
     let message = record
         .error_message
-        .clone()
-        .unwrap_or_else(|| "the analysis failed".to_owned());
-    let error = ApiError::Malformed(message);
-    openai_error(&error, status, record.error_code.map(ErrorCode::as_str))
+        .as_deref()
+        .unwrap_or("the analysis failed");
+    let code = record.error_code.map(ErrorCode::as_str);
+    (status, Json(openai_body(status, message, None, code))).into_response()
+}
+
+/// A refused request in OpenAI's shape, with the status and headers the API gives it.
+fn openai_error(error: &ApiError) -> Response {
+    let param = match error {
+        ApiError::Invalid(e) => Some(e.field.as_str()),
+        _ => None,
+    };
+    error.respond_with(openai_body(error.status(), &error.message(), param, None))
 }
 
 /// OpenAI's error shape: `{"error": {"message", "type", "param", "code"}}`.
-fn openai_error(error: &ApiError, status: StatusCode, code: Option<&str>) -> Response {
+fn openai_body(
+    status: StatusCode,
+    message: &str,
+    param: Option<&str>,
+    code: Option<&str>,
+) -> Value {
     let kind = if status.is_server_error() {
         "server_error"
     } else {
         "invalid_request_error"
     };
-    let param = match error {
-        ApiError::Invalid(e) => Some(e.field.as_str()),
-        _ => None,
-    };
-    let body = json!({
-        "error": { "message": error.message(), "type": kind, "param": param, "code": code }
-    });
-    let mut response = error.respond_with(body);
-    *response.status_mut() = status;
-    response
+    json!({ "error": { "message": message, "type": kind, "param": param, "code": code } })
 }
 
 #[cfg(test)]
