@@ -10,6 +10,12 @@
 #     voices/allison/*.wav  Allison Smith, en-US, female (asterisk-core-sounds-en-wav, CC BY-SA 3.0)
 #     voices/paola/*.wav    Paola Dal Zot, it-IT, female (asterisk-prompt-it-menardi-wav, CC BY-SA 3.0)
 #     voices/carlo/*.wav    Carlo Flora, it-IT, male (asterisk-core-sounds-it-wav, CC BY 3.0)
+#     voices/june/*.wav     June Wallack, fr-CA, female (asterisk-core-sounds-fr-wav, CC BY-SA 3.0)
+#     voices/ivrvoice/*.wav the ivrvoice.ru narrator, ru-RU, female (asterisk-core-sounds-ru-wav,
+#                           CC BY 3.0)
+#     voices/armelle/*.wav  Armelle Desjardins, fr-FR, female (asterisk-prompt-fr-armelle, BSD-style;
+#                           GSM 06.10 as shipped, a real telephone codec, converted to WAV by sox)
+#     voices/july/*.wav     July E. Jiménez, es-CO, female (asterisk-prompt-es-co, GPL-2; GSM)
 #         Telephone prompts read by one real person each: 8 kHz studio recordings.
 #     MANIFEST  a hash of this script; when it matches, nothing is done.
 # Downloads are checked against the sha256 below and cached in DIR/.cache.
@@ -28,6 +34,10 @@ debs=(
   "asterisk-core-sounds-en-wav|1.6.1-1|asterisk-core-sounds-en-wav_1.6.1-1_all.deb|2be3ea287d83299d143815fa804f11179a75b7affd4a758b98b55f5afc18a35d|usr/share/asterisk/sounds/en_US_f_Allison|allison"
   "asterisk-prompt-it-menardi-wav|1:1.4.22+mm20110907-3.1|asterisk-prompt-it-menardi-wav_1%3a1.4.22+mm20110907-3.1_all.deb|3094530d98f8758ac275572d59624c41f60969fef883f34f4886d144f3dfeb21|usr/share/asterisk/sounds/it_IT_f_Menardi|paola"
   "asterisk-core-sounds-it-wav|1.6.1-1|asterisk-core-sounds-it-wav_1.6.1-1_all.deb|5a26638089e134b8ac39363fe249c5c93c50cd8bfdc9b2499ae61ec4a35e2fcb|usr/share/asterisk/sounds/it_IT_m_Carlo|carlo"
+  "asterisk-core-sounds-fr-wav|1.6.1-1|asterisk-core-sounds-fr-wav_1.6.1-1_all.deb|8d4e1bc32ed5ba7fbda40841ca1825ed20cc6232724a473c90f8bb0e53e6073e|usr/share/asterisk/sounds/fr_CA_f_June|june"
+  "asterisk-core-sounds-ru-wav|1.6.1-1|asterisk-core-sounds-ru-wav_1.6.1-1_all.deb|ccbfaebfa450b7a9ddf644ae0f3d1e9017d5df7c0aebe816e946345589d38201|usr/share/asterisk/sounds/ru_RU_f_IvrvoiceRU|ivrvoice"
+  "asterisk-prompt-fr-armelle|20070613-2.2|asterisk-prompt-fr-armelle_20070613-2.2_all.deb|162570b1a9b3512a98f06b89f60c7c17cf1b9b52297315adca9a4e5be728bea3|usr/share/asterisk/sounds/fr|armelle"
+  "asterisk-prompt-es-co|0.20070403-2.1|asterisk-prompt-es-co_0.20070403-2.1_all.deb|6702696e045514699e87dc8fb70f370717e5df91f821f7bec8dd0df1be008e83|usr/share/asterisk/sounds/es|july"
 )
 
 mkdir -p "$out" "$cache"
@@ -88,9 +98,17 @@ for entry in "${debs[@]}"; do
   rm -rf "$out/voices/$voice" && mkdir -p "$out/voices"
   mkdir "$out/voices/$voice"
   # Prompts live in sub-folders with clashing names (digits/1.wav, silence/1.wav): the sub-folder
-  # becomes part of the name; the silence folder holds no speech.
-  (cd "$tmp/$inside" && find . -name '*.wav' -not -path './silence/*' -printf '%P\n') |
-    while read -r rel; do cp "$tmp/$inside/$rel" "$out/voices/$voice/${rel//\//-}"; done
+  # becomes part of the name; the silence folder holds no speech. GSM prompts become WAV.
+  (cd "$tmp/$inside" && find . \( -name '*.wav' -o -name '*.gsm' \) -not -path './silence/*' -printf '%P\n') |
+    while read -r rel; do
+      flat=${rel//\//-}
+      case "$rel" in
+        *.gsm) sox -q "$tmp/$inside/$rel" -b 16 "$out/voices/$voice/${flat%.gsm}.wav" ;;
+        *) cp "$tmp/$inside/$rel" "$out/voices/$voice/$flat" ;;
+      esac
+    done
+  # A few shipped prompts are empty or a click: under 2 KiB is under 60 ms of audio.
+  find "$out/voices/$voice" -name '*.wav' -size -2k -delete
   rm -rf "$tmp"
 done
 
