@@ -6,7 +6,7 @@ MODEL_DIR ?= $(or $(ECG_MODEL_DIR),$(CURDIR)/models)
 export ECG_MODEL_DIR := $(MODEL_DIR)
 DEMO_VIDEO := data/demo/sample.mp4
 
-.PHONY: deps models testdata build demo test lint test-python test-rust test-template bench test-hostile load fuzz openapi
+.PHONY: deps models testdata build demo test lint test-python test-rust test-template bench fleet test-hostile load fuzz openapi
 
 ## System packages (apt) and the project's Python venv.
 deps:
@@ -34,7 +34,7 @@ lint:
 	cargo clippy --workspace --all-targets -- -D warnings
 
 test-python: deps
-	$$(infra/python-env.sh --test) -m pytest -q -c infra/pytest.ini infra
+	$$(infra/python-env.sh --test) -m pytest -q -c infra/pytest.ini infra bench/test_fleet_sim.py
 
 test-rust: models testdata
 	# One Whisper thread per test: tests run two at a time on two cores, and ggml busy-waits when oversubscribed.
@@ -68,3 +68,7 @@ test: deps models lint test-python test-template test-rust
 ## (bench/run.sh lists its settings: BENCH_LENGTHS, BENCH_RUNS, ECG_ASR_THREADS, BENCH_QUICK=1, ...).
 bench: models
 	bench/run.sh
+
+## The runner fleet's capacity model: waits, instance-hours and cost on three arrival traces.
+fleet: deps
+	$$(infra/python-env.sh) bench/fleet_sim.py --markdown

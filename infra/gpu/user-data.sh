@@ -1,27 +1,28 @@
 #!/usr/bin/env bash
-# EC2 user data for the runner's launch template (Deep Learning Base AMI with the NVIDIA driver).
-# Expects the release artefact (gpu-runner binary built with --features cuda, the models folder
-# from `make models`, libonnxruntime) at s3://$ARTIFACT_BUCKET/ecg/runner.tar.gz, and the runner's
-# settings as the tags/parameters below. The instance role is the template's RunnerRole.
+# Sets up a runner instance from the unpacked artefact in /opt/ecg (bin/gpu-runner, models/,
+# infra/gpu/). The launch template's user data unpacks the artefact, exports the stack's names
+# (AWS_REGION, ECG_JOBS_TABLE, ECG_QUEUE_URL, ECG_DLQ_URL, ECG_MEDIA_BUCKET, BACKEND_URL,
+# ECG_CALLBACK_SECRET_PARAMETER, ECG_SHUTDOWN_GRACE_SECS) and runs this script. The instance
+# role is the template's RunnerRole.
 set -euo pipefail
-ARTIFACT_BUCKET=${ARTIFACT_BUCKET:?}
-STACK_PREFIX=${STACK_PREFIX:-/ecg}
+: "${AWS_REGION:?}" "${ECG_JOBS_TABLE:?}" "${ECG_QUEUE_URL:?}" "${ECG_DLQ_URL:?}"
+: "${ECG_MEDIA_BUCKET:?}" "${BACKEND_URL:?}" "${ECG_CALLBACK_SECRET_PARAMETER:?}"
 
 useradd --system --home /opt/ecg ecg || true
-mkdir -p /opt/ecg /etc/ecg
-aws s3 cp "s3://$ARTIFACT_BUCKET/ecg/runner.tar.gz" /tmp/runner.tar.gz
-tar -xzf /tmp/runner.tar.gz -C /opt/ecg
+mkdir -p /etc/ecg
 apt-get install -y -qq libopus0 amazon-cloudwatch-agent || true
 
-param() { aws ssm get-parameter --name "$STACK_PREFIX/$1" --query Parameter.Value --output text "${@:2}"; }
-cat > /etc/ecg/runner.env <<ENV
-AWS_REGION=$(curl -s http://169.254.169.254/latest/meta-data/placement/region)
-ECG_JOBS_TABLE=$(param jobs-table)
-ECG_QUEUE_URL=$(param queue-url)
-ECG_DLQ_URL=$(param dlq-url)
-ECG_MEDIA_BUCKET=$(param media-bucket)
-BACKEND_URL=$(param backend-url)
-ECG_CALLBACK_SECRET=$(param callback-secret --with-decryption)
+secret=$(aws ssm get-parameter --region "$AWS_REGION" --name "$ECG_CALLBACK_SECRET_PARAMETER" \
+  --with-decryption --query Parameter.Value --output text)
+cat >/etc/ecg/runner.env <<ENV
+AWS_REGION=$AWS_REGION
+ECG_JOBS_TABLE=$ECG_JOBS_TABLE
+ECG_QUEUE_URL=$ECG_QUEUE_URL
+ECG_DLQ_URL=$ECG_DLQ_URL
+ECG_MEDIA_BUCKET=$ECG_MEDIA_BUCKET
+BACKEND_URL=$BACKEND_URL
+ECG_CALLBACK_SECRET=$secret
+ECG_SHUTDOWN_GRACE_SECS=${ECG_SHUTDOWN_GRACE_SECS:-90}
 ECG_MODEL_DIR=/opt/ecg/models
 ECG_WORKERS=1
 RUST_LOG=info
