@@ -8,7 +8,7 @@ use std::time::Duration;
 use anyhow::Context;
 use clap::Parser;
 use ecg_app::MetricsExporter;
-use ecg_aws::{AwsClients, AwsConfig, SqsQueue};
+use ecg_aws::{AwsClients, AwsConfig, InstanceNotices, Notice, SqsQueue};
 use ecg_core::ports::{BlobFetcher, JobMessage, JobQueue, JobStore};
 use ecg_core::telemetry::LogReader;
 use ecg_net::{HttpFetcher, WebhookNotifier};
@@ -45,7 +45,17 @@ struct Cli {
     /// Seconds a leased message stays hidden; renewed by a heartbeat at a third of it.
     #[arg(long, env = "ECG_LEASE_SECS", default_value_t = 120)]
     lease_secs: u64,
+    /// The EC2 instance metadata service to watch for a spot interruption, a rebalance
+    /// recommendation or a scale-in (`http://169.254.169.254` on EC2); unset, none is watched.
+    #[arg(long, env = "ECG_INSTANCE_METADATA")]
+    instance_metadata: Option<String>,
 }
+
+/// How often the instance metadata service is asked (a spot interruption gives two minutes).
+const NOTICE_POLL: Duration = Duration::from_secs(5);
+/// A spot instance's messages are released this long after its interruption notice, before the
+/// two minutes are up, so that another runner takes the jobs over at once.
+const SPOT_RELEASE_AFTER: Duration = Duration::from_secs(90);
 
 fn main() -> anyhow::Result<()> {
     ecg_core::telemetry::init("info", LogReader::Machine);
@@ -110,9 +120,44 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         ));
     }
     tokio::spawn(ecg_app::cancel_on_signal(shutdown.clone()));
-    runner.run(shutdown).await;
+    let release = CancellationToken::new();
+    if let Some(endpoint) = &cli.instance_metadata {
+        let notices = InstanceNotices::new(endpoint).map_err(anyhow::Error::msg)?;
+        tokio::spawn(watch_instance_notices(
+            notices,
+            shutdown.clone(),
+            release.clone(),
+        ));
+    }
+    runner.run_until(shutdown, release).await;
     info!("stopped");
     Ok(())
+}
+
+/// Stops the runner as SIGTERM does when the instance is about to go; after a spot interruption
+/// notice, also releases unfinished jobs before the instance is reclaimed.
+async fn watch_instance_notices(
+    notices: InstanceNotices,
+    shutdown: CancellationToken,
+    release: CancellationToken,
+) {
+    let notice = loop {
+        match notices.check().await {
+            Ok(Some(notice)) => break notice,
+            Ok(None) => {}
+            Err(e) => warn!(error = %e, "cannot read the instance metadata"),
+        }
+        tokio::select! {
+            () = shutdown.cancelled() => return,
+            () = tokio::time::sleep(NOTICE_POLL) => {}
+        }
+    };
+    info!(?notice, "instance notice: finishing in-flight work");
+    shutdown.cancel();
+    if notice == Notice::SpotInterruption {
+        tokio::time::sleep(SPOT_RELEASE_AFTER).await;
+        release.cancel();
+    }
 }
 
 /// Fails jobs whose messages SQS gave up on, then queues them once more so that a worker sends

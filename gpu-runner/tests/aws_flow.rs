@@ -2,18 +2,22 @@
 //! router (DynamoDB + SQS), the real `gpu-runner` process (real models, media from S3), and a
 //! backend that records callbacks. Then the faults the design must survive: a runner killed
 //! mid-job, a message delivered twice, two runners racing, a backend that is down, a missing
-//! S3 object, SIGTERM in the middle of a job.
+//! S3 object, SIGTERM in the middle of a job, a spot interruption notice from the instance
+//! metadata service (a stand-in on 127.0.0.1).
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+use std::collections::BTreeMap;
+use std::io::{BufRead, BufReader, Write};
+use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use ecg_api::{ApiConfig, AppState};
 use ecg_aws::testing::Moto;
-use ecg_aws::{AwsClients, AwsConfig};
+use ecg_aws::{AwsClients, AwsConfig, InstanceNotices, Notice};
 use ecg_core::job::{Delivery, JobId, JobRecord, JobStatus};
 use ecg_core::ports::{JobMessage, JobQueue, JobStore, UploadSlots};
 use ecg_core::request::UrlPolicy;
@@ -178,7 +182,12 @@ impl Cloud {
     }
 
     fn runner(&self, name: &str, workers: usize) -> RunnerProcess {
-        RunnerProcess::start(self, name, workers)
+        RunnerProcess::start(self, name, workers, None)
+    }
+
+    /// A runner that watches the instance metadata service at `metadata`.
+    fn runner_on_instance(&self, name: &str, metadata: &str) -> RunnerProcess {
+        RunnerProcess::start(self, name, 1, Some(metadata))
     }
 }
 
@@ -189,7 +198,7 @@ struct RunnerProcess {
 }
 
 impl RunnerProcess {
-    fn start(cloud: &Cloud, name: &str, workers: usize) -> Self {
+    fn start(cloud: &Cloud, name: &str, workers: usize, metadata: Option<&str>) -> Self {
         assert!(
             model_dir().join("ggml-base-q8_0.bin").exists(),
             "models missing in {}: run `make models`",
@@ -197,7 +206,12 @@ impl RunnerProcess {
         );
         let log = cloud.scratch.path().join(format!("{name}.log"));
         let output = std::fs::File::create(&log).unwrap();
-        let child = Command::new(env!("CARGO_BIN_EXE_gpu-runner"))
+        let mut command = Command::new(env!("CARGO_BIN_EXE_gpu-runner"));
+        match metadata {
+            Some(url) => command.env("ECG_INSTANCE_METADATA", url),
+            None => command.env_remove("ECG_INSTANCE_METADATA"),
+        };
+        let child = command
             .envs(cloud.moto.env())
             .env("ECG_JOBS_TABLE", &cloud.config.jobs_table)
             .env("ECG_QUEUE_URL", &cloud.config.queue_url)
@@ -251,6 +265,21 @@ impl RunnerProcess {
     fn kill(&mut self) {
         self.child.kill().unwrap();
         self.child.wait().unwrap();
+    }
+
+    /// Waits for the process to end by itself.
+    fn exit(&mut self) -> std::process::ExitStatus {
+        let started = Instant::now();
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return status;
+            }
+            assert!(
+                started.elapsed() < Duration::from_secs(60),
+                "the runner did not stop"
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
     }
 
     /// SIGTERM, as systemd or an instance's scale-in sends it; waits for the exit.
@@ -616,4 +645,118 @@ async fn sigterm_releases_an_unfinished_job_to_another_runner() {
         "released after SIGTERM, completed by another runner {:.1} s later",
         released_at.elapsed().as_secs_f64()
     );
+}
+
+/// A stand-in for the EC2 instance metadata service: IMDSv2 session tokens, and the items set
+/// with `set` (404 for every other, as on EC2).
+struct MetadataService {
+    url: String,
+    items: Arc<Mutex<BTreeMap<String, String>>>,
+}
+
+impl MetadataService {
+    fn start() -> Self {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        let items: Arc<Mutex<BTreeMap<String, String>>> = Arc::default();
+        let served = Arc::clone(&items);
+        std::thread::spawn(move || {
+            for stream in listener.incoming().flatten() {
+                let mut reader = BufReader::new(&stream);
+                let mut request = String::new();
+                if reader.read_line(&mut request).is_err() {
+                    continue;
+                }
+                // Headers up to the blank line; the token request has no body.
+                let mut line = String::new();
+                while reader.read_line(&mut line).is_ok_and(|n| n > 2) {
+                    line.clear();
+                }
+                let path = request.split_whitespace().nth(1).unwrap_or_default();
+                let item = if request.starts_with("PUT") && path == "/latest/api/token" {
+                    Some("stand-in-token".to_owned())
+                } else {
+                    served.lock().unwrap().get(path).cloned()
+                };
+                let (status, body) = match &item {
+                    Some(body) => ("200 OK", body.as_str()),
+                    None => ("404 Not Found", ""),
+                };
+                let _ = write!(
+                    &stream,
+                    "HTTP/1.1 {status}\r\nx-aws-ec2-metadata-token-ttl-seconds: 21600\r\n\
+                     content-length: {}\r\nconnection: close\r\n\r\n{body}",
+                    body.len()
+                );
+            }
+        });
+        Self { url, items }
+    }
+
+    fn set(&self, path: &str, body: &str) {
+        self.items
+            .lock()
+            .unwrap()
+            .insert(path.to_owned(), body.to_owned());
+    }
+
+    fn interrupt(&self) {
+        self.set(
+            "/latest/meta-data/spot/instance-action",
+            r#"{"action": "terminate", "time": "2026-12-04T12:00:00Z"}"#,
+        );
+    }
+}
+
+#[tokio::test]
+async fn each_notice_is_read_from_the_metadata_service() {
+    let metadata = MetadataService::start();
+    let notices = InstanceNotices::new(&metadata.url).unwrap();
+    let lifecycle = "/latest/meta-data/autoscaling/target-lifecycle-state";
+    metadata.set(lifecycle, "InService");
+    assert_eq!(notices.check().await.unwrap(), None);
+    metadata.set(lifecycle, "Terminated");
+    assert_eq!(notices.check().await.unwrap(), Some(Notice::Terminating));
+    metadata.set(
+        "/latest/meta-data/events/recommendations/rebalance",
+        r#"{"noticeTime": "2026-12-04T11:58:00Z"}"#,
+    );
+    assert_eq!(notices.check().await.unwrap(), Some(Notice::Rebalance));
+    metadata.interrupt();
+    assert_eq!(
+        notices.check().await.unwrap(),
+        Some(Notice::SpotInterruption)
+    );
+}
+
+#[tokio::test]
+async fn a_spot_interruption_notice_hands_the_job_to_another_runner() {
+    let cloud = Cloud::start().await;
+    let receiver = Receiver::start(0).await;
+    let metadata = MetadataService::start();
+    let long_talk = [TALK; 3].join(" ");
+    let video = cloud.speech("talks/spot.wav", &long_talk).await;
+
+    let mut first = cloud.runner_on_instance("first", &metadata.url);
+    let job_id = cloud.submit(&video, &receiver.base_url()).await;
+    wait_for_progress(&receiver, job_id, 60).await;
+    // No signal: the notice alone stops the runner, and the job it cannot finish in its
+    // one-second grace goes back to the queue.
+    metadata.interrupt();
+    let exit = first.exit();
+    assert!(exit.success(), "{exit:?}");
+    assert_eq!(first.count("instance notice: finishing in-flight work"), 1);
+    assert_eq!(
+        first.count("grace period over; releasing the job for another worker"),
+        1
+    );
+    let released = cloud.record(job_id).await;
+    assert_eq!(released.status, JobStatus::Queued);
+
+    let _second = cloud.runner("second", 1);
+    let record = cloud.settled(job_id).await;
+    assert_eq!(record.status, JobStatus::Completed);
+    assert_eq!(terminal_count(&receiver, job_id), 1);
+    assert_clean_sequence(&receiver, job_id);
+    cloud.queue_drained().await;
 }

@@ -13,6 +13,8 @@
 //!   unsigned S3 `https://` URLs that hands every other source to an inner fetcher.
 //! - [`uploads`]: [`S3UploadSlots`], presigned `PUT` URLs into the media bucket for media too
 //!   large for a request.
+//! - [`notices`]: [`InstanceNotices`], the instance metadata service's word that this instance is
+//!   going (spot interruption, rebalance recommendation, scale-in).
 //! - `testing` (feature `testing`): a moto server launcher and the resources tests need; also
 //!   behind `examples/moto.rs`, the local stand-in for the stack (`infra/aws/moto.sh`).
 //!
@@ -23,6 +25,7 @@
 pub mod config;
 pub mod dead_letter;
 pub mod fetch;
+pub mod notices;
 pub mod queue;
 pub mod store;
 #[cfg(feature = "testing")]
@@ -32,6 +35,7 @@ pub mod uploads;
 pub use config::{AwsClients, AwsConfig};
 pub use dead_letter::fail_dead_letters;
 pub use fetch::S3Fetcher;
+pub use notices::{InstanceNotices, Notice};
 pub use queue::SqsQueue;
 pub use store::DynamoJobStore;
 pub use uploads::S3UploadSlots;

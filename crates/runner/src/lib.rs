@@ -125,6 +125,16 @@ impl Runner {
     /// Leases and runs jobs until `shutdown` is cancelled, then lets in-flight jobs finish
     /// within the grace period and releases the messages of those that do not.
     pub async fn run(self: Arc<Self>, shutdown: CancellationToken) {
+        self.run_until(shutdown, CancellationToken::new()).await;
+    }
+
+    /// As [`Runner::run`], but the messages of unfinished jobs are released as soon as `release`
+    /// is cancelled, even within the grace period: the machine is about to go.
+    pub async fn run_until(
+        self: Arc<Self>,
+        shutdown: CancellationToken,
+        release: CancellationToken,
+    ) {
         let slots = Arc::new(Semaphore::new(self.config.concurrency.max(1)));
         let mut running: JoinSet<()> = JoinSet::new();
         let in_flight: Arc<std::sync::Mutex<Vec<Lease>>> = Arc::default();
@@ -160,11 +170,13 @@ impl Runner {
             });
         }
         info!(in_flight = running.len(), "shutting down: no new jobs");
-        let drained = tokio::time::timeout(self.config.shutdown_grace, async {
-            while running.join_next().await.is_some() {}
-        })
-        .await;
-        if drained.is_err() {
+        let drained = tokio::select! {
+            () = release.cancelled() => running.is_empty(),
+            done = tokio::time::timeout(self.config.shutdown_grace, async {
+                while running.join_next().await.is_some() {}
+            }) => done.is_ok(),
+        };
+        if !drained {
             running.abort_all();
             let leftovers: Vec<Lease> = in_flight.lock().map(|l| l.clone()).unwrap_or_default();
             for lease in leftovers {
