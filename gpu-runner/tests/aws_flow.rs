@@ -630,17 +630,7 @@ async fn sigterm_releases_an_unfinished_job_to_another_runner() {
         first.count("grace period over; releasing the job for another worker"),
         1
     );
-    // Handed back: queued again, with the progress the backend has seen.
-    let released = cloud.record(job_id).await;
-    assert_eq!(released.status, JobStatus::Queued);
-    assert!(released.progress >= 60, "{}", released.progress);
-
-    let _second = cloud.runner("second", 1);
-    let record = cloud.settled(job_id).await;
-    assert_eq!(record.status, JobStatus::Completed);
-    assert_eq!(terminal_count(&receiver, job_id), 1);
-    assert_clean_sequence(&receiver, job_id);
-    cloud.queue_drained().await;
+    taken_over_once(&cloud, &receiver, job_id).await;
     eprintln!(
         "released after SIGTERM, completed by another runner {:.1} s later",
         released_at.elapsed().as_secs_f64()
@@ -750,13 +740,20 @@ async fn a_spot_interruption_notice_hands_the_job_to_another_runner() {
         first.count("grace period over; releasing the job for another worker"),
         1
     );
+    taken_over_once(&cloud, &receiver, job_id).await;
+}
+
+/// A job a runner handed back is queued again with the progress the backend has seen, and a
+/// second runner completes it, the backend told once.
+async fn taken_over_once(cloud: &Cloud, receiver: &Receiver, job_id: JobId) {
     let released = cloud.record(job_id).await;
     assert_eq!(released.status, JobStatus::Queued);
+    assert!(released.progress >= 60, "{}", released.progress);
 
     let _second = cloud.runner("second", 1);
     let record = cloud.settled(job_id).await;
     assert_eq!(record.status, JobStatus::Completed);
-    assert_eq!(terminal_count(&receiver, job_id), 1);
-    assert_clean_sequence(&receiver, job_id);
+    assert_eq!(terminal_count(receiver, job_id), 1);
+    assert_clean_sequence(receiver, job_id);
     cloud.queue_drained().await;
 }
