@@ -21,6 +21,7 @@ from __future__ import annotations
 import argparse
 import math
 import random
+from collections import deque
 from dataclasses import dataclass, field
 
 # Job time on this project's measurement (BENCHMARKS.md, `make bench`, 2 CPU cores, Whisper
@@ -134,7 +135,7 @@ def simulate(arrivals: list[tuple[float, float]], rules: Rules, start_up_s: floa
     until `tail_s` after the last arrival and every job has run."""
     arrivals = sorted(arrivals)
     horizon = (arrivals[-1][0] if arrivals else 0.0) + tail_s
-    queue: list[tuple[float, float]] = []
+    queue: deque[tuple[float, float]] = deque()
     fleet: list[Instance] = []
     history: list[tuple[int, int, int]] = []
     desired = 0
@@ -155,7 +156,7 @@ def simulate(arrivals: list[tuple[float, float]], rules: Rules, start_up_s: floa
                 continue
             for w, busy in enumerate(inst.busy_until):
                 if busy <= t and queue:
-                    arrived, seconds = queue.pop(0)
+                    arrived, seconds = queue.popleft()
                     outcome.waits.append(t - arrived)
                     inst.busy_until[w] = t + seconds
         if t % 60 == 0:

@@ -255,27 +255,24 @@ fn telephone_band(audio: &Audio) -> Audio {
 /// in name order. Decoded once per test binary: every conversation draws from them.
 fn prompts(voice: &str) -> Arc<Vec<Vec<f32>>> {
     static DECODED: Mutex<BTreeMap<String, Arc<Vec<Vec<f32>>>>> = Mutex::new(BTreeMap::new());
-    if let Some(decoded) = DECODED.lock().unwrap().get(voice) {
-        return Arc::clone(decoded);
-    }
-    let dir = testdata_dir().join("voices").join(voice);
-    let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
-        .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
-        .map(|e| e.unwrap().path())
-        .collect();
-    files.sort();
-    let decoded: Arc<Vec<Vec<f32>>> = Arc::new(
-        files
-            .iter()
-            .map(|f| trim(&decode(f).samples))
-            .filter(|s| s.len() > SAMPLE_RATE_HZ as usize)
-            .collect(),
-    );
-    DECODED
-        .lock()
-        .unwrap()
-        .insert(voice.to_owned(), Arc::clone(&decoded));
-    decoded
+    // Held while decoding: a test that needs the same reader waits instead of decoding it again.
+    let mut decoded = DECODED.lock().unwrap();
+    let prompts = decoded.entry(voice.to_owned()).or_insert_with(|| {
+        let dir = testdata_dir().join("voices").join(voice);
+        let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
+            .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
+            .map(|e| e.unwrap().path())
+            .collect();
+        files.sort();
+        Arc::new(
+            files
+                .iter()
+                .map(|f| trim(&decode(f).samples))
+                .filter(|s| s.len() > SAMPLE_RATE_HZ as usize)
+                .collect(),
+        )
+    });
+    Arc::clone(prompts)
 }
 
 fn trim(samples: &[f32]) -> Vec<f32> {
@@ -347,10 +344,10 @@ fn every_pair_of_women_on_the_telephone() {
                 let turns = diarize(&d.audio, AUTO);
                 let error = report(&format!("{a} + {b}, seed {seed}"), &d, &turns);
                 errors.push(error);
-                if speaker_count(&turns) != 2 || error > 0.15 {
+                let found = speaker_count(&turns);
+                if found != 2 || error > 0.15 {
                     wrong.push(format!(
-                        "{a} + {b}, seed {seed}: {} speakers, DER {error:.3}",
-                        speaker_count(&turns)
+                        "{a} + {b}, seed {seed}: {found} speakers, DER {error:.3}"
                     ));
                 }
             }
