@@ -31,6 +31,7 @@ pub async fn run(
         video_url: Some(args.input.clone()),
         language: Some(config_language(&args).to_owned()),
         emotion_detection: Some(!args.no_emotion),
+        enable_gpu: Some(!args.no_gpu),
         num_speakers: args.num_speakers.map(i64::from),
         min_speakers: args.min_speakers.map(i64::from),
         max_speakers: args.max_speakers.map(i64::from),

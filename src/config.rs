@@ -85,6 +85,10 @@ pub struct AnalyzeArgs {
     /// Skip the emotion stage.
     #[arg(long)]
     pub no_emotion: bool,
+    /// Transcribe on the CPU even where the model is loaded on the GPU (a job's
+    /// `enable_gpu: false`).
+    #[arg(long)]
+    pub no_gpu: bool,
     /// Exact number of speakers, when known.
     #[arg(long)]
     pub num_speakers: Option<u8>,

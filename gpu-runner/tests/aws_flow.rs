@@ -3,7 +3,8 @@
 //! backend that records callbacks. Then the faults the design must survive: a runner killed
 //! mid-job, a message delivered twice, two runners racing, a backend that is down, a missing
 //! S3 object, SIGTERM in the middle of a job, a spot interruption notice from the instance
-//! metadata service (a stand-in on 127.0.0.1).
+//! metadata service (a stand-in on 127.0.0.1), the GPU running out of memory (injected: the
+//! job moves to the CPU) and a model that fails to load (the next configured one takes over).
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -182,12 +183,17 @@ impl Cloud {
     }
 
     fn runner(&self, name: &str, workers: usize) -> RunnerProcess {
-        RunnerProcess::start(self, name, workers, None)
+        RunnerProcess::start(self, name, workers, None, &[])
     }
 
     /// A runner that watches the instance metadata service at `metadata`.
     fn runner_on_instance(&self, name: &str, metadata: &str) -> RunnerProcess {
-        RunnerProcess::start(self, name, 1, Some(metadata))
+        RunnerProcess::start(self, name, 1, Some(metadata), &[])
+    }
+
+    /// A runner with these variables set besides the usual ones.
+    fn runner_with(&self, name: &str, env: &[(&str, &str)]) -> RunnerProcess {
+        RunnerProcess::start(self, name, 1, None, env)
     }
 }
 
@@ -198,7 +204,13 @@ struct RunnerProcess {
 }
 
 impl RunnerProcess {
-    fn start(cloud: &Cloud, name: &str, workers: usize, metadata: Option<&str>) -> Self {
+    fn start(
+        cloud: &Cloud,
+        name: &str,
+        workers: usize,
+        metadata: Option<&str>,
+        env: &[(&str, &str)],
+    ) -> Self {
         assert!(
             model_dir().join("ggml-base-q8_0.bin").exists(),
             "models missing in {}: run `make models`",
@@ -231,6 +243,7 @@ impl RunnerProcess {
             .env("ECG_METRICS_ADDR", "127.0.0.1:0")
             .env("RUST_LOG", "info")
             .env("TMPDIR", cloud.scratch.path())
+            .envs(env.iter().copied())
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(output)
@@ -609,6 +622,122 @@ async fn a_missing_s3_object_is_a_download_error_told_once() {
     let job = cloud.job(job_id).await;
     assert_eq!(job["status"], "failed");
     assert_eq!(job["error_code"], "DOWNLOAD_ERROR", "{job}");
+    cloud.queue_drained().await;
+}
+
+/// The job's single terminal callback, which must be a failure.
+fn failed_once(receiver: &Receiver, job_id: JobId) -> Value {
+    let terminal: Vec<Value> = receiver
+        .accepted()
+        .into_iter()
+        .filter(|c| c["job_id"] == job_id.to_string() && c["status"] != "processing")
+        .collect();
+    assert_eq!(terminal.len(), 1, "{terminal:?}");
+    assert_eq!(terminal[0]["status"], "failed", "{terminal:?}");
+    terminal[0].clone()
+}
+
+#[tokio::test]
+async fn a_gpu_out_of_memory_moves_the_job_to_the_cpu() {
+    let cloud = Cloud::start().await;
+    let receiver = Receiver::start(0).await;
+    let runner = cloud.runner_with("runner", &[("ECG_FAULTS", "gpu-out-of-memory")]);
+
+    let video = cloud.speech("talks/morning.wav", TALK).await;
+    let job_id = cloud.submit(&video, &receiver.base_url()).await;
+    let record = cloud.settled(job_id).await;
+
+    assert_eq!(record.status, JobStatus::Completed);
+    assert_clean_sequence(&receiver, job_id);
+    let accepted = receiver.accepted();
+    let text = accepted.last().unwrap()["result"]["text"]
+        .as_str()
+        .unwrap()
+        .to_lowercase();
+    assert!(text.contains("meeting"), "{text}");
+    assert_eq!(
+        runner.count("Whisper failed on the GPU; retrying on the CPU"),
+        1
+    );
+}
+
+#[tokio::test]
+async fn out_of_memory_on_the_gpu_and_then_the_cpu_is_a_gpu_memory_error_told_once() {
+    let cloud = Cloud::start().await;
+    let receiver = Receiver::start(0).await;
+    let _runner = cloud.runner_with(
+        "runner",
+        &[("ECG_FAULTS", "gpu-out-of-memory,cpu-out-of-memory")],
+    );
+
+    let video = cloud.speech("talks/morning.wav", TALK).await;
+    let job_id = cloud.submit(&video, &receiver.base_url()).await;
+    let record = cloud.settled(job_id).await;
+
+    assert_eq!(record.status, JobStatus::Failed);
+    assert_eq!(record.delivery, Delivery::Delivered);
+    assert_eq!(
+        failed_once(&receiver, job_id)["error_code"],
+        "GPU_MEMORY_ERROR"
+    );
+    assert_eq!(cloud.job(job_id).await["error_code"], "GPU_MEMORY_ERROR");
+    cloud.queue_drained().await;
+}
+
+/// A model file cut short, as an interrupted copy leaves it.
+fn truncated_model(cloud: &Cloud, name: &str) -> String {
+    let whole = std::fs::read(model_dir().join("ggml-base-q8_0.bin")).unwrap();
+    let path = cloud.scratch.path().join(name);
+    std::fs::write(&path, &whole[..whole.len() / 3]).unwrap();
+    path.display().to_string()
+}
+
+#[tokio::test]
+async fn a_model_that_fails_to_load_gives_way_to_the_next_configured_one() {
+    let cloud = Cloud::start().await;
+    let receiver = Receiver::start(0).await;
+    let broken = truncated_model(&cloud, "ggml-large-v3.bin");
+    let runner = cloud.runner_with(
+        "runner",
+        &[
+            ("ECG_ASR_MODEL", &broken),
+            ("ECG_ASR_FALLBACK_MODELS", "base-q8_0"),
+        ],
+    );
+    assert_eq!(runner.count("loaded a fallback Whisper model"), 1);
+
+    let video = cloud.speech("talks/morning.wav", TALK).await;
+    let job_id = cloud.submit(&video, &receiver.base_url()).await;
+    assert_eq!(cloud.settled(job_id).await.status, JobStatus::Completed);
+    assert_clean_sequence(&receiver, job_id);
+    let accepted = receiver.accepted();
+    let model = accepted.last().unwrap()["result"]["metadata"]["model_version"]
+        .as_str()
+        .unwrap();
+    assert!(model.contains("base-q8_0"), "{model}");
+}
+
+#[tokio::test]
+async fn when_no_configured_model_loads_jobs_fail_with_model_loading_error_told_once() {
+    let cloud = Cloud::start().await;
+    let receiver = Receiver::start(0).await;
+    let broken = truncated_model(&cloud, "ggml-small.bin");
+    let also_broken = truncated_model(&cloud, "ggml-tiny.bin");
+    let _runner = cloud.runner_with(
+        "runner",
+        &[
+            ("ECG_ASR_MODEL", &broken),
+            ("ECG_ASR_FALLBACK_MODELS", &also_broken),
+        ],
+    );
+
+    let video = cloud.speech("talks/morning.wav", TALK).await;
+    let job_id = cloud.submit(&video, &receiver.base_url()).await;
+    assert_eq!(cloud.settled(job_id).await.status, JobStatus::Failed);
+    let failed = failed_once(&receiver, job_id);
+    assert_eq!(failed["error_code"], "MODEL_LOADING_ERROR");
+    let job = cloud.job(job_id).await;
+    assert_eq!(job["error_code"], "MODEL_LOADING_ERROR", "{job}");
     cloud.queue_drained().await;
 }
 

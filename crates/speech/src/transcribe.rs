@@ -7,6 +7,7 @@
 //! sentence-like segments (`segments`).
 
 mod decode;
+mod faults;
 mod guards;
 mod model;
 mod place;
@@ -26,6 +27,7 @@ use serde::{Deserialize, Serialize};
 use whisper_rs::{DtwModelPreset, WhisperContext, WhisperState};
 
 use crate::models::model_name_of;
+use faults::Fault;
 use segments::Placed;
 use windows::Window;
 
@@ -132,7 +134,8 @@ impl WhisperTranscriber {
         let threads = config.threads.filter(|&t| t > 0).unwrap_or_else(|| {
             std::thread::available_parallelism().map_or(1, std::num::NonZero::get)
         });
-        tracing::info!(model = %loaded.path.display(), on_gpu = loaded.on_gpu, dtw = loaded.dtw.is_some(), threads, "Whisper model loaded");
+        let on_gpu = loaded.on_gpu || faults::injected(Fault::GpuOutOfMemory);
+        tracing::info!(model = %loaded.path.display(), on_gpu, dtw = loaded.dtw.is_some(), threads, "Whisper model loaded");
         Ok(Self {
             name: model_name_of(&loaded.path),
             path: loaded.path,
@@ -140,7 +143,7 @@ impl WhisperTranscriber {
             threads,
             beam_size: config.beam_size.max(1),
             main: Arc::new(loaded.context),
-            main_on_gpu: loaded.on_gpu,
+            main_on_gpu: on_gpu,
             cpu: Mutex::new(None),
         })
     }
@@ -168,10 +171,16 @@ impl WhisperTranscriber {
     fn run(
         &self,
         context: &WhisperContext,
+        on_gpu: bool,
         audio: &Audio,
         windows: &[Window],
         language: Language,
     ) -> Result<Transcript, Failure> {
+        if faults::injected(Fault::out_of_memory(on_gpu)) {
+            return Err(Failure::Resources(
+                "cannot allocate the recogniser: out of memory (injected)".into(),
+            ));
+        }
         let mut state = context
             .create_state()
             .map_err(|e| Failure::Resources(format!("cannot allocate the recogniser: {e}")))?;
@@ -277,14 +286,20 @@ impl Transcriber for WhisperTranscriber {
             });
         }
         if !(options.use_gpu && self.main_on_gpu) {
-            return Ok(self.run(&*self.cpu_context()?, audio, &windows, options.language)?);
+            return Ok(self.run(
+                &*self.cpu_context()?,
+                false,
+                audio,
+                &windows,
+                options.language,
+            )?);
         }
-        match self.run(&self.main, audio, &windows, options.language) {
+        match self.run(&self.main, true, audio, &windows, options.language) {
             Err(Failure::Resources(gpu)) => {
                 tracing::warn!(error = %gpu, "Whisper failed on the GPU; retrying on the CPU");
-                let retry = self
-                    .cpu_context()
-                    .and_then(|cpu| Ok(self.run(&cpu, audio, &windows, options.language)?));
+                let retry = self.cpu_context().and_then(|cpu| {
+                    Ok(self.run(&cpu, false, audio, &windows, options.language)?)
+                });
                 retry.map_err(|cpu| {
                     StageError::GpuMemory(format!("{gpu}; on the CPU as well: {cpu}"))
                 })
