@@ -6,7 +6,7 @@ MODEL_DIR ?= $(or $(ECG_MODEL_DIR),$(CURDIR)/models)
 export ECG_MODEL_DIR := $(MODEL_DIR)
 DEMO_VIDEO := data/demo/sample.mp4
 
-.PHONY: deps models testdata build demo test lint test-python test-rust test-template bench fleet test-hostile load fuzz openapi
+.PHONY: deps models testdata build demo test lint test-python test-rust test-template test-artifact bench fleet gpu runner-artifact test-hostile load fuzz openapi
 
 ## System packages (apt) and the project's Python venv.
 deps:
@@ -61,13 +61,28 @@ fuzz: deps
 test-template: deps
 	infra/aws/check-template.sh
 
+## The artifact's packing and self-containment check, on the CPU build the tests just made.
+test-artifact: test-rust
+	dir=$$(mktemp -d) && trap 'rm -rf "$$dir"' EXIT && \
+	  infra/gpu/check-artifact.sh "$$(infra/gpu/package.sh target/debug "$(MODEL_DIR)" "$$dir")"
+
 ## Every check and test.
-test: deps models lint test-python test-template test-rust
+test: deps models lint test-python test-template test-rust test-artifact
 
 ## Our pipeline against faster-whisper, stage times, memory, cold starts → BENCHMARKS.md
 ## (bench/run.sh lists its settings: BENCH_LENGTHS, BENCH_RUNS, ECG_ASR_THREADS, BENCH_QUICK=1, ...).
 bench: models
 	bench/run.sh
+
+## The runner and `ecg` with whisper.cpp on CUDA, against a toolkit assembled from NVIDIA's
+## PyPI wheels (no system CUDA needed) → target/gpu/release (CUDA_ARCHITECTURES, default in build.sh).
+gpu: deps
+	infra/gpu/build.sh
+
+## One deployable artifact, dist/ecg-runner-<version>.tar.gz (the CUDA runner, its CUDA
+## libraries, ONNX Runtime, the models, the instance set-up), checked to be self-contained.
+runner-artifact: gpu models
+	infra/gpu/check-artifact.sh "$$(infra/gpu/package.sh)"
 
 ## The runner fleet's capacity model: waits, instance-hours and cost on three arrival traces.
 fleet: deps

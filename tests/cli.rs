@@ -183,40 +183,40 @@ fn bad_input_gets_one_plain_error_line_with_its_code() {
 
 #[test]
 fn an_installed_binary_finds_the_models_next_to_it() {
-    // A release laid out as bin + models, run from elsewhere, with no ECG_MODEL_DIR: the build
-    // tree it came from is not consulted.
+    // Releases laid out as ecg + models/ and as bin/ecg + models/ (the runner artifact), run
+    // from elsewhere, with no ECG_MODEL_DIR: the build tree they came from is not consulted.
     let release = tempfile::tempdir().unwrap();
-    let binary = release.path().join("ecg");
-    std::fs::copy(env!("CARGO_BIN_EXE_ecg"), &binary).unwrap();
+    std::fs::create_dir(release.path().join("bin")).unwrap();
     std::os::unix::fs::symlink(model_dir(), release.path().join("models")).unwrap();
     let media = tempfile::tempdir().unwrap();
     let input = media.path().join("speech.wav");
     speech_wav(&input, TEXT);
-    let output = Command::new(&binary)
-        .args(["analyze", "--no-emotion"])
-        .arg(&input)
-        .current_dir(media.path())
-        .env_remove("ECG_MODEL_DIR")
-        .output()
-        .unwrap();
-    assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    let result: Value = serde_json::from_slice(&output.stdout).unwrap();
-    let text = normalised(result["text"].as_str().unwrap());
-    assert!(text.contains("river after lunch"), "{text}");
+    let run = |binary: &Path, args: &[&str]| {
+        Command::new(binary)
+            .args(args)
+            .arg(&input)
+            .current_dir(media.path())
+            .env_remove("ECG_MODEL_DIR")
+            .output()
+            .unwrap()
+    };
+    for binary in [release.path().join("ecg"), release.path().join("bin/ecg")] {
+        std::fs::copy(env!("CARGO_BIN_EXE_ecg"), &binary).unwrap();
+        let output = run(&binary, &["analyze", "--no-emotion"]);
+        assert!(
+            output.status.success(),
+            "{}: {}",
+            binary.display(),
+            String::from_utf8_lossy(&output.stderr)
+        );
+        let result: Value = serde_json::from_slice(&output.stdout).unwrap();
+        let text = normalised(result["text"].as_str().unwrap());
+        assert!(text.contains("river after lunch"), "{text}");
+    }
 
     // Moved away from its models, it says where it looked.
     std::fs::remove_file(release.path().join("models")).unwrap();
-    let output = Command::new(&binary)
-        .args(["analyze"])
-        .arg(&input)
-        .current_dir(media.path())
-        .env_remove("ECG_MODEL_DIR")
-        .output()
-        .unwrap();
+    let output = run(&release.path().join("bin/ecg"), &["analyze"]);
     assert!(!output.status.success());
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(stderr.contains("MODEL_LOADING_ERROR"), "{stderr}");

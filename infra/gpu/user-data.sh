@@ -10,7 +10,7 @@ set -euo pipefail
 
 useradd --system --home /opt/ecg ecg || true
 mkdir -p /etc/ecg
-apt-get install -y -qq libopus0 amazon-cloudwatch-agent || true
+apt-get install -y -qq amazon-cloudwatch-agent || true
 
 secret=$(aws ssm get-parameter --region "$AWS_REGION" --name "$ECG_CALLBACK_SECRET_PARAMETER" \
   --with-decryption --query Parameter.Value --output text)

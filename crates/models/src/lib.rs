@@ -25,16 +25,19 @@ pub const ORT_DYLIB_ENV: &str = "ECG_ORT_DYLIB";
 const ORT_DYLIB_NAME: &str = "libonnxruntime.so";
 
 /// Where the models are, found at run time: `ECG_MODEL_DIR`, else a `models/` directory next to
-/// the executable (an installed release), else `./models` (a checkout, where `make models` puts
-/// them). Never the build tree: a binary copied elsewhere must not depend on where it was built.
+/// the executable or beside its `bin/` (an installed release, such as the runner artifact's
+/// `bin/` and `models/`), else `./models` (a checkout, where `make models` puts them). Never the
+/// build tree: a binary copied elsewhere must not depend on where it was built.
 pub fn model_dir() -> PathBuf {
     if let Some(dir) = std::env::var_os(MODEL_DIR_ENV).filter(|d| !d.is_empty()) {
         return PathBuf::from(dir);
     }
-    std::env::current_exe()
-        .ok()
-        .and_then(|exe| Some(exe.parent()?.join("models")))
-        .filter(|dir| dir.is_dir())
+    let exe = std::env::current_exe().ok();
+    let exe_dir = exe.as_deref().and_then(Path::parent);
+    [Path::new("models"), Path::new("../models")]
+        .into_iter()
+        .filter_map(|relative| Some(exe_dir?.join(relative)))
+        .find(|dir| dir.is_dir())
         .unwrap_or_else(|| PathBuf::from("models"))
 }
 

@@ -8,6 +8,7 @@
 
 mod decode;
 mod faults;
+mod gpu_states;
 mod guards;
 mod model;
 mod place;
@@ -28,6 +29,7 @@ use whisper_rs::{DtwModelPreset, WhisperContext, WhisperState};
 
 use crate::models::model_name_of;
 use faults::Fault;
+use gpu_states::StateGate;
 use segments::Placed;
 use windows::Window;
 
@@ -122,6 +124,8 @@ pub struct WhisperTranscriber {
     /// The context jobs use by default.
     main: Arc<WhisperContext>,
     main_on_gpu: bool,
+    /// Holds GPU jobs beyond the decoding states that fit on the card.
+    gpu_states: StateGate,
     /// A CPU copy, loaded when a job asks for the CPU or the GPU runs out of memory.
     cpu: Mutex<Option<Arc<WhisperContext>>>,
 }
@@ -135,6 +139,19 @@ impl WhisperTranscriber {
             std::thread::available_parallelism().map_or(1, std::num::NonZero::get)
         });
         let on_gpu = loaded.on_gpu || faults::injected(Fault::GpuOutOfMemory);
+        let states_that_fit = if loaded.on_gpu {
+            let memory = gpu_states::measure(&loaded.context);
+            if let Some(m) = memory {
+                tracing::info!(
+                    state_mib = m.bytes >> 20,
+                    states_that_fit = m.fit,
+                    "GPU decoding states measured"
+                );
+            }
+            memory.map_or(usize::MAX, |m| m.fit)
+        } else {
+            usize::MAX
+        };
         tracing::info!(model = %loaded.path.display(), on_gpu, dtw = loaded.dtw.is_some(), threads, "Whisper model loaded");
         Ok(Self {
             name: model_name_of(&loaded.path),
@@ -144,6 +161,7 @@ impl WhisperTranscriber {
             beam_size: config.beam_size.max(1),
             main: Arc::new(loaded.context),
             main_on_gpu: on_gpu,
+            gpu_states: StateGate::new(states_that_fit),
             cpu: Mutex::new(None),
         })
     }
@@ -176,6 +194,7 @@ impl WhisperTranscriber {
         windows: &[Window],
         language: Language,
     ) -> Result<Transcript, Failure> {
+        let _gpu_state = on_gpu.then(|| self.gpu_states.enter());
         if faults::injected(Fault::out_of_memory(on_gpu)) {
             return Err(Failure::Resources(
                 "cannot allocate the recogniser: out of memory (injected)".into(),
