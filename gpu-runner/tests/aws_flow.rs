@@ -112,6 +112,22 @@ impl Cloud {
         job_id
     }
 
+    /// `TALK` through the whole flow, which must complete with a clean sequence of callbacks;
+    /// the result it delivered.
+    async fn talk_completes(&self, receiver: &Receiver) -> Value {
+        let video = self.speech("talks/morning.wav", TALK).await;
+        let job_id = self.submit(&video, &receiver.base_url()).await;
+        let record = self.settled(job_id).await;
+        assert_eq!(
+            record.status,
+            JobStatus::Completed,
+            "{:?}",
+            record.error_message
+        );
+        assert_clean_sequence(receiver, job_id);
+        receiver.accepted().last().unwrap()["result"].clone()
+    }
+
     /// Sends one more message for the job, as SQS's at-least-once delivery may.
     async fn enqueue_again(&self, job_id: JobId) {
         self.config
@@ -643,17 +659,8 @@ async fn a_gpu_out_of_memory_moves_the_job_to_the_cpu() {
     let receiver = Receiver::start(0).await;
     let runner = cloud.runner_with("runner", &[("ECG_FAULTS", "gpu-out-of-memory")]);
 
-    let video = cloud.speech("talks/morning.wav", TALK).await;
-    let job_id = cloud.submit(&video, &receiver.base_url()).await;
-    let record = cloud.settled(job_id).await;
-
-    assert_eq!(record.status, JobStatus::Completed);
-    assert_clean_sequence(&receiver, job_id);
-    let accepted = receiver.accepted();
-    let text = accepted.last().unwrap()["result"]["text"]
-        .as_str()
-        .unwrap()
-        .to_lowercase();
+    let result = cloud.talk_completes(&receiver).await;
+    let text = result["text"].as_str().unwrap().to_lowercase();
     assert!(text.contains("meeting"), "{text}");
     assert_eq!(
         runner.count("Whisper failed on the GPU; retrying on the CPU"),
@@ -706,14 +713,8 @@ async fn a_model_that_fails_to_load_gives_way_to_the_next_configured_one() {
     );
     assert_eq!(runner.count("loaded a fallback Whisper model"), 1);
 
-    let video = cloud.speech("talks/morning.wav", TALK).await;
-    let job_id = cloud.submit(&video, &receiver.base_url()).await;
-    assert_eq!(cloud.settled(job_id).await.status, JobStatus::Completed);
-    assert_clean_sequence(&receiver, job_id);
-    let accepted = receiver.accepted();
-    let model = accepted.last().unwrap()["result"]["metadata"]["model_version"]
-        .as_str()
-        .unwrap();
+    let result = cloud.talk_completes(&receiver).await;
+    let model = result["metadata"]["model_version"].as_str().unwrap();
     assert!(model.contains("base-q8_0"), "{model}");
 }
 
