@@ -6,6 +6,7 @@
 //! hallucinations (`guards`), mapped back to the audio's time (`place`) and split into
 //! sentence-like segments (`segments`).
 
+mod cuda;
 mod decode;
 mod faults;
 mod gpu_states;

@@ -7,6 +7,8 @@ use std::sync::{Condvar, Mutex, PoisonError};
 
 use whisper_rs::{WhisperContext, WhisperState};
 
+use super::cuda;
+
 /// Memory kept free on the card beyond the states: cuBLAS workspaces and ggml's memory pool
 /// grow on first use, after the measurement.
 const HEADROOM: f64 = 0.10;
@@ -75,29 +77,6 @@ impl Drop for Pass<'_> {
     fn drop(&mut self) {
         *self.0.in_use.lock().unwrap_or_else(PoisonError::into_inner) -= 1;
         self.0.freed.notify_one();
-    }
-}
-
-#[cfg(feature = "cuda")]
-#[allow(unsafe_code)]
-mod cuda {
-    unsafe extern "C" {
-        /// CUDA runtime: free and total memory of the current device.
-        fn cudaMemGetInfo(free: *mut usize, total: *mut usize) -> i32;
-    }
-
-    pub(super) fn free_memory() -> Option<(usize, usize)> {
-        let (mut free, mut total) = (0, 0);
-        // SAFETY: both pointers are to live locals; the call only writes them.
-        let status = unsafe { cudaMemGetInfo(&mut free, &mut total) };
-        (status == 0).then_some((free, total))
-    }
-}
-
-#[cfg(not(feature = "cuda"))]
-mod cuda {
-    pub(super) fn free_memory() -> Option<(usize, usize)> {
-        None
     }
 }
 

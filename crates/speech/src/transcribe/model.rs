@@ -41,7 +41,7 @@ impl AsrConfig {
 /// Loads the configured model, else each fallback in turn.
 pub(super) fn load_first(config: &AsrConfig) -> Result<Loaded, StageError> {
     let dir = model_dir();
-    let want_gpu = cfg!(feature = "cuda") && config.gpu;
+    let want_gpu = config.gpu && gpu_usable();
     let mut failures = Vec::new();
     for candidate in config.candidates() {
         let path = whisper_model_path(&candidate, &dir);
@@ -59,6 +59,20 @@ pub(super) fn load_first(config: &AsrConfig) -> Result<Loaded, StageError> {
         "no Whisper model could be loaded (run `make models` or set ECG_ASR_MODEL): {}",
         failures.join("; ")
     )))
+}
+
+/// Whether a GPU can take the model: built with CUDA and a device the runtime can use.
+fn gpu_usable() -> bool {
+    if !cfg!(feature = "cuda") {
+        return false;
+    }
+    let devices = super::cuda::devices();
+    if devices == 0 {
+        tracing::warn!(
+            "no CUDA device (or the NVIDIA driver is older than the CUDA runtime); Whisper runs on the CPU"
+        );
+    }
+    devices > 0
 }
 
 /// Loads a model file on the preferred device, falling back to the CPU for this same file.
