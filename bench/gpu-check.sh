@@ -22,6 +22,11 @@ export ECG_ASR_MODEL=${ECG_ASR_MODEL:-base-q8_0}
 
 say() { printf '%-28s %s\n' "$1" "$2"; }
 
+if ! command -v nvidia-smi >/dev/null; then
+  echo "gpu-check: no NVIDIA driver here (nvidia-smi is missing): nothing to measure" >&2
+  exit 1
+fi
+
 if [[ -f $runner ]]; then
   unpacked=$out/runner
   mkdir -p "$unpacked"
