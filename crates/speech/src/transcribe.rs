@@ -140,19 +140,17 @@ impl WhisperTranscriber {
             std::thread::available_parallelism().map_or(1, std::num::NonZero::get)
         });
         let on_gpu = loaded.on_gpu || faults::injected(Fault::GpuOutOfMemory);
-        let states_that_fit = if loaded.on_gpu {
-            let memory = gpu_states::measure(&loaded.context);
-            if let Some(m) = memory {
-                tracing::info!(
-                    state_mib = m.bytes >> 20,
-                    states_that_fit = m.fit,
-                    "GPU decoding states measured"
-                );
-            }
-            memory.map_or(usize::MAX, |m| m.fit)
-        } else {
-            usize::MAX
-        };
+        let memory = loaded
+            .on_gpu
+            .then(|| gpu_states::measure(&loaded.context))
+            .flatten();
+        if let Some(m) = memory {
+            tracing::info!(
+                state_mib = m.bytes >> 20,
+                states_that_fit = m.fit,
+                "GPU decoding states measured"
+            );
+        }
         tracing::info!(model = %loaded.path.display(), on_gpu, dtw = loaded.dtw.is_some(), threads, "Whisper model loaded");
         Ok(Self {
             name: model_name_of(&loaded.path),
@@ -162,7 +160,7 @@ impl WhisperTranscriber {
             beam_size: config.beam_size.max(1),
             main: Arc::new(loaded.context),
             main_on_gpu: on_gpu,
-            gpu_states: StateGate::new(states_that_fit),
+            gpu_states: StateGate::new(memory.map_or(usize::MAX, |m| m.fit)),
             cpu: Mutex::new(None),
         })
     }

@@ -5,7 +5,7 @@
 
 use std::sync::{Condvar, Mutex, PoisonError};
 
-use whisper_rs::{WhisperContext, WhisperState};
+use whisper_rs::WhisperContext;
 
 use super::cuda;
 
@@ -35,7 +35,7 @@ impl StateMemory {
 /// Measures one state of `context` (on the GPU), or `None` where CUDA cannot say.
 pub(super) fn measure(context: &WhisperContext) -> Option<StateMemory> {
     let (before, total) = cuda::free_memory()?;
-    let state: WhisperState = context.create_state().ok()?;
+    let state = context.create_state().ok()?;
     let (after, _) = cuda::free_memory()?;
     drop(state);
     Some(StateMemory::from_free(before, after, total))
