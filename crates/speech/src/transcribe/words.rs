@@ -204,13 +204,18 @@ pub(super) fn spread_collapsed(words: &mut [Word]) {
 mod tests {
     use super::*;
 
-    fn tok(bytes: &[u8], start_s: f64) -> Token {
-        Token {
-            bytes: bytes.to_vec(),
-            probability: 0.5,
-            start_s,
-            end_s: start_s + 0.1,
-        }
+    /// One token per part, each 0.1 s long and starting where the previous one ends.
+    fn consecutive_tokens(parts: &[&[u8]]) -> Vec<Token> {
+        parts
+            .iter()
+            .zip(0..)
+            .map(|(bytes, i)| Token {
+                bytes: bytes.to_vec(),
+                probability: 0.5,
+                start_s: f64::from(i) * 0.1,
+                end_s: f64::from(i + 1) * 0.1,
+            })
+            .collect()
     }
 
     fn texts(words: &[Word]) -> Vec<&str> {
@@ -219,17 +224,9 @@ mod tests {
 
     #[test]
     fn spaces_start_words_and_punctuation_stays_attached() {
-        let tokens = [
-            tok(b" Hello", 0.0),
-            tok(b",", 0.1),
-            tok(b" wor", 0.2),
-            tok(b"ld", 0.3),
-            tok(b" 3", 0.4),
-            tok(b".", 0.5),
-            tok(b"5", 0.6),
-            tok(b" $", 0.7),
-            tok(b"!", 0.8),
-        ];
+        let tokens = consecutive_tokens(&[
+            b" Hello", b",", b" wor", b"ld", b" 3", b".", b"5", b" $", b"!",
+        ]);
         let words = words_from_tokens(&tokens, true);
         assert_eq!(texts(&words), [" Hello,", " world", " 3.5", " $!"]);
         assert!((words[1].start_s - 0.2).abs() < 1e-9 && (words[1].end_s - 0.4).abs() < 1e-9);
@@ -237,20 +234,12 @@ mod tests {
 
     #[test]
     fn opening_marks_join_the_next_word_and_others_the_previous() {
-        let tokens = [
-            tok(b" He", 0.0),
-            tok(b" said", 0.1),
-            tok(b" \"", 0.2),
-            tok(b"yes", 0.3),
-            tok(b" .", 0.4),
-            tok(b" (", 0.5),
-            tok(b"really", 0.6),
-            tok(b")", 0.7),
-            tok(b" \"", 0.8),
-        ];
+        let tokens = consecutive_tokens(&[
+            b" He", b" said", b" \"", b"yes", b" .", b" (", b"really", b")", b" \"",
+        ]);
         let words = words_from_tokens(&tokens, true);
         assert_eq!(texts(&words), [" He", " said", " \"yes .", " (really)\""]);
-        assert!(words_from_tokens(&[tok(b" ...", 0.0)], true).is_empty());
+        assert!(words_from_tokens(&consecutive_tokens(&[b" ..."]), true).is_empty());
     }
 
     #[test]
@@ -258,12 +247,7 @@ mod tests {
         // "한국" split across tokens mid-character, then " 말".
         let han = "한국".as_bytes();
         let mal = " 말".as_bytes();
-        let tokens = [
-            tok(&han[..2], 0.0),
-            tok(&han[2..4], 0.1),
-            tok(&han[4..], 0.2),
-            tok(mal, 0.3),
-        ];
+        let tokens = consecutive_tokens(&[&han[..2], &han[2..4], &han[4..], mal]);
         let words = words_from_tokens(&tokens, true);
         assert_eq!(texts(&words), ["한국", " 말"]);
         assert!((words[0].end_s - 0.3).abs() < 1e-9);
@@ -272,16 +256,16 @@ mod tests {
 
     #[test]
     fn unspaced_languages_split_per_token_but_keep_latin_runs() {
-        let tokens = [
-            tok("東京".as_bytes(), 0.0),
-            tok("は".as_bytes(), 0.1),
-            tok(b"i", 0.2),
-            tok(b"Phone", 0.3),
-            tok("。".as_bytes(), 0.4),
-            tok("「".as_bytes(), 0.5),
-            tok("今日".as_bytes(), 0.6),
-            tok("」".as_bytes(), 0.7),
-        ];
+        let tokens = consecutive_tokens(&[
+            "東京".as_bytes(),
+            "は".as_bytes(),
+            b"i",
+            b"Phone",
+            "。".as_bytes(),
+            "「".as_bytes(),
+            "今日".as_bytes(),
+            "」".as_bytes(),
+        ]);
         let words = words_from_tokens(&tokens, false);
         assert_eq!(texts(&words), ["東京", "は", "iPhone。", "「今日」"]);
     }
@@ -322,9 +306,9 @@ mod tests {
 
     #[test]
     fn a_dangling_partial_character_is_dropped() {
-        let words = words_from_tokens(&[tok(b" ok", 0.0), tok(&[0xED, 0x95], 0.1)], true);
+        let words = words_from_tokens(&consecutive_tokens(&[b" ok", &[0xED, 0x95]]), true);
         assert_eq!(texts(&words), [" ok"]);
-        let words = words_from_tokens(&[tok(&[0xFF, b'a'], 0.0), tok(b" b", 0.1)], true);
+        let words = words_from_tokens(&consecutive_tokens(&[&[0xFF, b'a'], b" b"]), true);
         assert_eq!(texts(&words), ["a", " b"]);
     }
 }
