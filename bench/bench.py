@@ -352,6 +352,16 @@ def aws_env(extra):
     return env
 
 
+def stop(p, grace_s):
+    """SIGTERM, then SIGKILL if `p` has not exited within `grace_s` seconds."""
+    p.send_signal(signal.SIGTERM)
+    try:
+        p.wait(grace_s)
+    except subprocess.TimeoutExpired:
+        p.kill()
+        p.wait()
+
+
 def function_cold_start():
     """Process start of the Lambda binary (local mode) → first complete HTTP response."""
     port = free_port()
@@ -378,12 +388,7 @@ def function_cold_start():
             except (ConnectionRefusedError, ConnectionResetError, http.client.RemoteDisconnected):
                 time.sleep(0.0005)
     finally:
-        p.send_signal(signal.SIGTERM)
-        try:
-            p.wait(5)
-        except subprocess.TimeoutExpired:
-            p.kill()
-            p.wait()
+        stop(p, grace_s=5)
 
 
 def runner_cold_start(s):
@@ -405,12 +410,7 @@ def runner_cold_start(s):
                 return {"s": t, "load_s": load_s}
         raise RuntimeError(f"gpu-runner exited ({p.wait()}) before loading its models")
     finally:
-        p.send_signal(signal.SIGTERM)
-        try:
-            p.wait(10)
-        except subprocess.TimeoutExpired:
-            p.kill()
-            p.wait()
+        stop(p, grace_s=10)
 
 
 def cold_starts(s):
