@@ -10,7 +10,7 @@ use serde_json::Value;
 
 mod common;
 
-use common::{model_dir, speech_wav};
+use common::{checked_stdout, model_dir, speech_wav};
 
 const TEXT: &str = "The weather is lovely today. We will walk along the river after lunch.";
 
@@ -23,20 +23,15 @@ fn run(tool: &str, args: &[&str]) {
 }
 
 fn analyze(input: &Path, extra: &[&str]) -> String {
-    let output = Command::new(env!("CARGO_BIN_EXE_ecg"))
-        .arg("analyze")
-        .arg(input)
-        .args(extra)
-        .env("ECG_MODEL_DIR", model_dir())
-        .output()
-        .expect("ecg runs");
-    assert!(
-        output.status.success(),
-        "ecg analyze {} failed: {}",
-        input.display(),
-        String::from_utf8_lossy(&output.stderr)
+    let stdout = checked_stdout(
+        Command::new(env!("CARGO_BIN_EXE_ecg"))
+            .arg("analyze")
+            .arg(input)
+            .args(extra)
+            .env("ECG_MODEL_DIR", model_dir()),
+        "ecg runs",
     );
-    String::from_utf8(output.stdout).expect("UTF-8 output")
+    String::from_utf8(stdout).expect("UTF-8 output")
 }
 
 fn normalised(text: &str) -> String {

@@ -14,7 +14,7 @@ use serde_json::Value;
 
 mod common;
 
-use common::{ami_annotations, model_dir, testdata_dir};
+use common::{ami_annotations, checked_stdout, model_dir, testdata_dir};
 
 /// A word covers the annotated speech this far around it: annotated turns start and end a little
 /// before and after the words in them.
@@ -23,18 +23,14 @@ const STEP_S: f64 = 0.01;
 
 /// (start, end) of every word `ecg analyze` finds in `audio`.
 fn words(audio: &Path) -> Vec<(f64, f64)> {
-    let output = Command::new(env!("CARGO_BIN_EXE_ecg"))
-        .args(["analyze", "--language", "en", "--no-emotion"])
-        .arg(audio)
-        .env("ECG_MODEL_DIR", model_dir())
-        .output()
-        .expect("ecg runs");
-    assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
+    let stdout = checked_stdout(
+        Command::new(env!("CARGO_BIN_EXE_ecg"))
+            .args(["analyze", "--language", "en", "--no-emotion"])
+            .arg(audio)
+            .env("ECG_MODEL_DIR", model_dir()),
+        "ecg runs",
     );
-    let result: Value = serde_json::from_slice(&output.stdout).unwrap();
+    let result: Value = serde_json::from_slice(&stdout).unwrap();
     result["word_segments"]
         .as_array()
         .unwrap()

@@ -3,18 +3,16 @@
 use std::path::Path;
 use std::process::Command;
 
+use crate::common::checked_stdout;
+
 /// Runs ffmpeg quietly with `args`, writing `out` in `dir`.
 fn ffmpeg(dir: &Path, args: &[&str], out: &str) {
-    let output = Command::new("ffmpeg")
-        .args(["-hide_banner", "-loglevel", "error", "-nostdin", "-y"])
-        .args(args)
-        .arg(dir.join(out))
-        .output()
-        .expect("ffmpeg is installed (make test installs it)");
-    assert!(
-        output.status.success(),
-        "ffmpeg {args:?} {out}: {}",
-        String::from_utf8_lossy(&output.stderr)
+    checked_stdout(
+        Command::new("ffmpeg")
+            .args(["-hide_banner", "-loglevel", "error", "-nostdin", "-y"])
+            .args(args)
+            .arg(dir.join(out)),
+        "ffmpeg is installed (make test installs it)",
     );
 }
 

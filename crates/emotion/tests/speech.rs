@@ -28,6 +28,7 @@ use ecg_core::stages::{
 use ecg_emotion::ProsodyEmotion;
 use ecg_settings::{AsrArgs, VadArgs};
 use ecg_speech::{SileroVad, WhisperTranscriber};
+use ecg_testkit::checked_stdout;
 
 /// One sentence and how espeak-ng says it.
 struct Line {
@@ -58,15 +59,8 @@ const GAP_S: f64 = 0.8;
 /// The lines as one WAV file in `dir`, and the time span of each line in it.
 fn speak(lines: &[Line], dir: &Path) -> (std::path::PathBuf, Vec<TimeSpan>) {
     let run = |cmd: &mut Command| {
-        let out = cmd
-            .output()
-            .expect("espeak-ng and sox are needed to make test speech");
-        assert!(
-            out.status.success(),
-            "{cmd:?}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8_lossy(&out.stdout).trim().to_owned()
+        let stdout = checked_stdout(cmd, "espeak-ng and sox are needed to make test speech");
+        String::from_utf8_lossy(&stdout).trim().to_owned()
     };
     let mut parts = Vec::new();
     let mut spans = Vec::new();

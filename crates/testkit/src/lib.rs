@@ -284,16 +284,9 @@ pub async fn wait_for_callbacks(receiver: &Receiver, count: usize, limit: Durati
 /// Runs a Python script with the project venv's python (`infra/python-env.sh`: numpy, onnx),
 /// failing the test when it fails.
 pub fn run_python(script: &Path, args: &[&Path]) {
-    let run = Command::new(venv_python())
-        .arg(script)
-        .args(args)
-        .output()
-        .expect("the venv's python runs");
-    assert!(
-        run.status.success(),
-        "{} failed (is onnx in infra/requirements.txt installed?): {}",
-        script.display(),
-        String::from_utf8_lossy(&run.stderr)
+    checked_stdout(
+        Command::new(venv_python()).arg(script).args(args),
+        "the venv's python runs",
     );
 }
 
@@ -326,13 +319,21 @@ pub fn python_filter(script: &Path, input: &str) -> String {
 /// The project venv's python, made or refreshed by `infra/python-env.sh`.
 fn venv_python() -> String {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
-    let venv = Command::new(root.join("infra/python-env.sh"))
-        .output()
-        .expect("infra/python-env.sh runs");
-    assert!(
-        venv.status.success(),
-        "infra/python-env.sh failed: {}",
-        String::from_utf8_lossy(&venv.stderr)
+    let venv = checked_stdout(
+        &mut Command::new(root.join("infra/python-env.sh")),
+        "infra/python-env.sh runs",
     );
-    String::from_utf8_lossy(&venv.stdout).trim().to_owned()
+    String::from_utf8_lossy(&venv).trim().to_owned()
+}
+
+/// Runs `command` to its end and returns its stdout. The test fails with `expect` when the
+/// command cannot start, and with its stderr when it exits unsuccessfully.
+pub fn checked_stdout(command: &mut Command, expect: &str) -> Vec<u8> {
+    let output = command.output().unwrap_or_else(|e| panic!("{expect}: {e}"));
+    assert!(
+        output.status.success(),
+        "{command:?} failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    output.stdout
 }
