@@ -15,7 +15,7 @@ use std::path::Path;
 use std::process::Command;
 use std::sync::{Mutex, OnceLock};
 
-use common::{arousal, emotion, emphases, require_models};
+use common::{arousal, assert_prosody_repeats, emotion, emphases, require_models};
 use ecg_audio::{AcousticAnalyzer, MediaDecoder};
 use ecg_core::assemble::{AssemblyInput, assemble};
 use ecg_core::audio::{Audio, TimeSpan};
@@ -324,13 +324,7 @@ fn a_flat_sentence_is_calm_or_neutral() {
 #[test]
 fn the_same_input_gives_the_same_output() {
     let file = one_speaker();
-    let first = annotate(&file.audio, &file.result);
-    let second = annotate(&file.audio, &file.result);
-    assert_eq!(first, second);
-    assert_eq!(
-        serde_json::to_string(&first).unwrap(),
-        serde_json::to_string(&second).unwrap()
-    );
+    assert_prosody_repeats(&file.audio, &file.result);
 }
 
 /// Two speakers taking turns: A at espeak-ng's usual pitch, B a naturally high voice speaking

@@ -9,7 +9,10 @@
 
 mod common;
 
-use common::{Utterance, arousal, emotion, emphases, max_emphasis, say, steady, synthetic_result};
+use common::{
+    Utterance, arousal, assert_prosody_repeats, emotion, emphases, max_emphasis, say, steady,
+    synthetic_result,
+};
 use ecg_core::contract::AnalysisResult;
 use ecg_core::stages::EmotionAnalyzer;
 use ecg_emotion::ProsodyEmotion;
@@ -115,15 +118,7 @@ fn the_same_input_gives_the_same_output() {
     let mut utterances = steady(0, 130.0, 5);
     utterances.insert(1, say(0, 180.0, 0.25));
     let (audio, result) = synthetic_result(&utterances);
-    let (mut first, mut second) = (result.clone(), result);
-    let analyzer = ProsodyEmotion::new();
-    analyzer.annotate(&audio, &mut first).unwrap();
-    analyzer.annotate(&audio, &mut second).unwrap();
-    assert_eq!(first, second);
-    assert_eq!(
-        serde_json::to_string(&first).unwrap(),
-        serde_json::to_string(&second).unwrap()
-    );
+    assert_prosody_repeats(&audio, &result);
 }
 
 #[test]

@@ -13,7 +13,8 @@ use ecg_core::assemble::{AssemblyInput, assemble};
 use ecg_core::audio::{Audio, SAMPLE_RATE_HZ, TimeSpan};
 use ecg_core::contract::{AnalysisResult, Emotion};
 use ecg_core::request::Language;
-use ecg_core::stages::{SpeakerTurn, TimedWord, Transcript, TranscriptSegment};
+use ecg_core::stages::{EmotionAnalyzer, SpeakerTurn, TimedWord, Transcript, TranscriptSegment};
+use ecg_emotion::ProsodyEmotion;
 
 /// Fails loudly when provisioned files are missing: model tests must never pass by skipping.
 pub fn require_models(files: &[&str]) -> PathBuf {
@@ -134,6 +135,22 @@ pub fn synthetic_result(utterances: &[Utterance]) -> (Audio, AnalysisResult) {
         model_version: "test".into(),
     });
     (audio, result)
+}
+
+/// prosody-v1 annotates `result` the same way twice, down to the serialised bytes.
+pub fn assert_prosody_repeats(audio: &Audio, result: &AnalysisResult) {
+    let analyzer = ProsodyEmotion::new();
+    let annotate = || {
+        let mut annotated = result.clone();
+        analyzer.annotate(audio, &mut annotated).unwrap();
+        annotated
+    };
+    let (first, second) = (annotate(), annotate());
+    assert_eq!(first, second);
+    assert_eq!(
+        serde_json::to_string(&first).unwrap(),
+        serde_json::to_string(&second).unwrap()
+    );
 }
 
 pub fn emotion(result: &AnalysisResult, segment: usize) -> &Emotion {
