@@ -204,9 +204,10 @@ pub(super) fn spread_collapsed(words: &mut [Word]) {
 mod tests {
     use super::*;
 
-    /// One token per part, each 0.1 s long and starting where the previous one ends.
-    fn consecutive_tokens(parts: &[&[u8]]) -> Vec<Token> {
-        parts
+    /// The words of one token per part, each token 0.1 s long and starting where the previous
+    /// one ends.
+    fn words_of(parts: &[&[u8]], spaced: bool) -> Vec<Word> {
+        let tokens: Vec<Token> = parts
             .iter()
             .zip(0..)
             .map(|(bytes, i)| Token {
@@ -215,7 +216,8 @@ mod tests {
                 start_s: f64::from(i) * 0.1,
                 end_s: f64::from(i + 1) * 0.1,
             })
-            .collect()
+            .collect();
+        words_from_tokens(&tokens, spaced)
     }
 
     fn texts(words: &[Word]) -> Vec<&str> {
@@ -224,22 +226,26 @@ mod tests {
 
     #[test]
     fn spaces_start_words_and_punctuation_stays_attached() {
-        let tokens = consecutive_tokens(&[
-            b" Hello", b",", b" wor", b"ld", b" 3", b".", b"5", b" $", b"!",
-        ]);
-        let words = words_from_tokens(&tokens, true);
+        let words = words_of(
+            &[
+                b" Hello", b",", b" wor", b"ld", b" 3", b".", b"5", b" $", b"!",
+            ],
+            true,
+        );
         assert_eq!(texts(&words), [" Hello,", " world", " 3.5", " $!"]);
         assert!((words[1].start_s - 0.2).abs() < 1e-9 && (words[1].end_s - 0.4).abs() < 1e-9);
     }
 
     #[test]
     fn opening_marks_join_the_next_word_and_others_the_previous() {
-        let tokens = consecutive_tokens(&[
-            b" He", b" said", b" \"", b"yes", b" .", b" (", b"really", b")", b" \"",
-        ]);
-        let words = words_from_tokens(&tokens, true);
+        let words = words_of(
+            &[
+                b" He", b" said", b" \"", b"yes", b" .", b" (", b"really", b")", b" \"",
+            ],
+            true,
+        );
         assert_eq!(texts(&words), [" He", " said", " \"yes .", " (really)\""]);
-        assert!(words_from_tokens(&consecutive_tokens(&[b" ..."]), true).is_empty());
+        assert!(words_of(&[b" ..."], true).is_empty());
     }
 
     #[test]
@@ -247,8 +253,7 @@ mod tests {
         // "한국" split across tokens mid-character, then " 말".
         let han = "한국".as_bytes();
         let mal = " 말".as_bytes();
-        let tokens = consecutive_tokens(&[&han[..2], &han[2..4], &han[4..], mal]);
-        let words = words_from_tokens(&tokens, true);
+        let words = words_of(&[&han[..2], &han[2..4], &han[4..], mal], true);
         assert_eq!(texts(&words), ["한국", " 말"]);
         assert!((words[0].end_s - 0.3).abs() < 1e-9);
         assert!((words[0].confidence - 0.5).abs() < 1e-9);
@@ -256,17 +261,19 @@ mod tests {
 
     #[test]
     fn unspaced_languages_split_per_token_but_keep_latin_runs() {
-        let tokens = consecutive_tokens(&[
-            "東京".as_bytes(),
-            "は".as_bytes(),
-            b"i",
-            b"Phone",
-            "。".as_bytes(),
-            "「".as_bytes(),
-            "今日".as_bytes(),
-            "」".as_bytes(),
-        ]);
-        let words = words_from_tokens(&tokens, false);
+        let words = words_of(
+            &[
+                "東京".as_bytes(),
+                "は".as_bytes(),
+                b"i",
+                b"Phone",
+                "。".as_bytes(),
+                "「".as_bytes(),
+                "今日".as_bytes(),
+                "」".as_bytes(),
+            ],
+            false,
+        );
         assert_eq!(texts(&words), ["東京", "は", "iPhone。", "「今日」"]);
     }
 
@@ -306,9 +313,9 @@ mod tests {
 
     #[test]
     fn a_dangling_partial_character_is_dropped() {
-        let words = words_from_tokens(&consecutive_tokens(&[b" ok", &[0xED, 0x95]]), true);
+        let words = words_of(&[b" ok", &[0xED, 0x95]], true);
         assert_eq!(texts(&words), [" ok"]);
-        let words = words_from_tokens(&consecutive_tokens(&[&[0xFF, b'a'], b" b"]), true);
+        let words = words_of(&[&[0xFF, b'a'], b" b"], true);
         assert_eq!(texts(&words), ["a", " b"]);
     }
 }
