@@ -13,10 +13,10 @@ use std::sync::OnceLock;
 use std::time::Instant;
 
 use common::{
-    check_invariants, noise, one_at_a_time, require_models, seconds, silence, speech, text_of,
+    check_invariants, noise, one_at_a_time, require_models, silence, spaced_out, speech, text_of,
     tones, trimmed_speech, wer,
 };
-use ecg_core::audio::{Audio, TimeSpan};
+use ecg_core::audio::Audio;
 use ecg_core::request::Language;
 use ecg_core::stages::{AsrOptions, Transcriber, Transcript, VoiceDetector};
 use ecg_settings::{AsrArgs, VadArgs};
@@ -181,14 +181,7 @@ fn words_map_back_to_their_sentences_across_windows() {
         "The town council has promised to pay for the new lights.",
         "Many people hope that a train will run on the line again.",
     ];
-    let mut samples = silence(1.0);
-    let mut spans = Vec::new();
-    for s in sentences {
-        let start = seconds(samples.len());
-        samples.extend(trimmed_speech("en-us", s));
-        spans.push(TimeSpan::new(start, seconds(samples.len())));
-        samples.extend(silence(2.0));
-    }
+    let (samples, spans) = spaced_out(1.0, sentences.map(|s| trimmed_speech("en-us", s)));
     // With VAD's padding and the gaps between regions, this fills more than one 30 s window.
     let speech_s: f64 = spans.iter().map(|s| s.duration_s()).sum();
     assert!(

@@ -8,7 +8,7 @@
 
 mod common;
 
-use common::{noise, require_models, seconds, silence, speech};
+use common::{noise, require_models, silence, spaced_out, speech};
 use ecg_core::audio::{Audio, TimeSpan};
 use ecg_core::stages::VoiceDetector;
 use ecg_settings::VadArgs;
@@ -39,14 +39,7 @@ fn regions_cover_the_speech_and_not_the_gaps() {
         "Please return your books before the end of the month.",
         "Children can join the reading club on Saturdays.",
     ];
-    let mut samples = silence(1.5);
-    let mut spoken = Vec::new();
-    for sentence in sentences {
-        let start = seconds(samples.len());
-        samples.extend(speech("en-us", sentence));
-        spoken.push(TimeSpan::new(start, seconds(samples.len())));
-        samples.extend(silence(2.0));
-    }
+    let (samples, spoken) = spaced_out(1.5, sentences.map(|s| speech("en-us", s)));
     let audio = Audio::new(samples);
     let regions = vad().speech_regions(&audio).unwrap();
 

@@ -10,7 +10,7 @@ use std::path::PathBuf;
 use std::process::Command;
 use std::sync::{Mutex, MutexGuard};
 
-use ecg_core::audio::SAMPLE_RATE_HZ;
+use ecg_core::audio::{SAMPLE_RATE_HZ, TimeSpan};
 use ecg_core::stages::Transcript;
 
 /// Fails loudly when the provisioned models are missing: model tests must never pass by skipping.
@@ -75,6 +75,23 @@ pub fn seconds(samples: usize) -> f64 {
 
 pub fn silence(secs: f64) -> Vec<f32> {
     vec![0.0; (secs * f64::from(SAMPLE_RATE_HZ)) as usize]
+}
+
+/// The clips one after another, `lead_s` of silence before the first and 2 s after each, with
+/// the time span of each clip.
+pub fn spaced_out(
+    lead_s: f64,
+    clips: impl IntoIterator<Item = Vec<f32>>,
+) -> (Vec<f32>, Vec<TimeSpan>) {
+    let mut samples = silence(lead_s);
+    let mut spans = Vec::new();
+    for clip in clips {
+        let start = seconds(samples.len());
+        samples.extend(clip);
+        spans.push(TimeSpan::new(start, seconds(samples.len())));
+        samples.extend(silence(2.0));
+    }
+    (samples, spans)
 }
 
 /// Uniform white noise from a fixed-seed xorshift, so every run hears the same noise.
