@@ -8,13 +8,14 @@ use std::time::Duration;
 use anyhow::Context;
 use clap::Parser;
 use ecg_app::MetricsExporter;
-use ecg_aws::{AwsClients, AwsConfig, InstanceNotices, Notice, SqsQueue};
+use ecg_aws::{AwsClients, AwsConfig, InstanceNotices, LifecycleHook, Notice, SqsQueue};
 use ecg_core::ports::{BlobFetcher, JobMessage, JobQueue, JobStore};
 use ecg_core::telemetry::LogReader;
 use ecg_net::{HttpFetcher, WebhookNotifier};
 use ecg_runner::{Runner, RunnerConfig};
 use ecg_settings::{
-    CallbackArgs, DecodeArgs, DownloadArgs, MetricsArgs, ModelArgs, UrlArgs, WorkerArgs,
+    CallbackArgs, DecodeArgs, DownloadArgs, InstanceArgs, MetricsArgs, ModelArgs, UrlArgs,
+    WorkerArgs,
 };
 use tokio_util::sync::CancellationToken;
 use tracing::{error, info, warn};
@@ -42,13 +43,11 @@ struct Cli {
     worker: WorkerArgs,
     #[command(flatten)]
     metrics: MetricsArgs,
+    #[command(flatten)]
+    instance: InstanceArgs,
     /// Seconds a leased message stays hidden; renewed by a heartbeat at a third of it.
     #[arg(long, env = "ECG_LEASE_SECS", default_value_t = 120)]
     lease_secs: u64,
-    /// The EC2 instance metadata service to watch for a spot interruption, a rebalance
-    /// recommendation or a scale-in (`http://169.254.169.254` on EC2); unset, none is watched.
-    #[arg(long, env = "ECG_INSTANCE_METADATA")]
-    instance_metadata: Option<String>,
 }
 
 /// How often the instance metadata service is asked (a spot interruption gives two minutes).
@@ -121,23 +120,51 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
     }
     tokio::spawn(ecg_app::cancel_on_signal(shutdown.clone()));
     let release = CancellationToken::new();
-    if let Some(endpoint) = &cli.instance_metadata {
-        let notices = InstanceNotices::new(endpoint).map_err(anyhow::Error::msg)?;
+    let notices = match &cli.instance.instance_metadata {
+        Some(endpoint) => Some(Arc::new(
+            InstanceNotices::new(endpoint).map_err(anyhow::Error::msg)?,
+        )),
+        None => None,
+    };
+    if let Some(notices) = &notices {
         tokio::spawn(watch_instance_notices(
-            notices,
+            Arc::clone(notices),
             shutdown.clone(),
             release.clone(),
         ));
     }
     runner.run_until(shutdown, release).await;
+    // Every job is settled now (finished, or back in the queue).
+    if let Some(notices) = &notices {
+        let hook = LifecycleHook::new(clients.autoscaling.clone(), cli.instance.lifecycle_config());
+        end_termination_wait(&hook, notices).await;
+    }
     info!("stopped");
     Ok(())
+}
+
+/// Lets the Auto Scaling group terminate this instance now rather than at the lifecycle hook's
+/// timeout. A failure (no termination pending, throttling) costs only that wait, so it is a
+/// warning.
+async fn end_termination_wait(hook: &LifecycleHook, notices: &InstanceNotices) {
+    match hook.complete(notices).await {
+        Ok(Some(member)) => info!(
+            group = %member.group,
+            instance_id = %member.instance_id,
+            "lifecycle action completed: the instance may go"
+        ),
+        Ok(None) => {}
+        Err(e) => warn!(
+            error = %e,
+            "cannot complete the lifecycle action; the instance goes at the hook's timeout"
+        ),
+    }
 }
 
 /// Stops the runner as SIGTERM does when the instance is about to go; after a spot interruption
 /// notice, also releases unfinished jobs before the instance is reclaimed.
 async fn watch_instance_notices(
-    notices: InstanceNotices,
+    notices: Arc<InstanceNotices>,
     shutdown: CancellationToken,
     release: CancellationToken,
 ) {

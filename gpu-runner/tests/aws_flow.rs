@@ -3,14 +3,16 @@
 //! backend that records callbacks. Then the faults the design must survive: a runner killed
 //! mid-job, a message delivered twice, two runners racing, a backend that is down, a missing
 //! S3 object, SIGTERM in the middle of a job, a spot interruption notice from the instance
-//! metadata service (a stand-in on 127.0.0.1), the GPU running out of memory (injected: the
-//! job moves to the CPU) and a model that fails to load (the next configured one takes over).
+//! metadata service (a stand-in on 127.0.0.1), a scale-in that ends with the runner completing
+//! its instance's lifecycle action (Auto Scaling, which moto lacks, is a stand-in too), the GPU
+//! running out of memory (injected: the job moves to the CPU) and a model that fails to load
+//! (the next configured one takes over).
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::collections::BTreeMap;
-use std::io::{BufRead, BufReader, Write};
-use std::net::TcpListener;
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
@@ -202,9 +204,15 @@ impl Cloud {
         RunnerProcess::start(self, name, workers, None, &[])
     }
 
-    /// A runner that watches the instance metadata service at `metadata`.
-    fn runner_on_instance(&self, name: &str, metadata: &str) -> RunnerProcess {
-        RunnerProcess::start(self, name, 1, Some(metadata), &[])
+    /// A runner that watches the instance metadata service at `metadata`, with these variables
+    /// set besides the usual ones.
+    fn runner_on_instance(
+        &self,
+        name: &str,
+        metadata: &str,
+        env: &[(&str, &str)],
+    ) -> RunnerProcess {
+        RunnerProcess::start(self, name, 1, Some(metadata), env)
     }
 
     /// A runner with these variables set besides the usual ones.
@@ -767,6 +775,73 @@ async fn sigterm_releases_an_unfinished_job_to_another_runner() {
     );
 }
 
+/// A request as a stand-in service sees it.
+struct Request {
+    method: String,
+    path: String,
+    body: String,
+}
+
+/// A stand-in service's answer.
+struct Reply {
+    status: &'static str,
+    /// Header lines besides the length, each ending in CRLF.
+    headers: &'static str,
+    body: String,
+}
+
+/// Serves `answer` on 127.0.0.1 from a thread of its own, one request per connection, as the
+/// SDK clients talk to the stand-ins below; the base URL.
+fn stand_in(answer: impl Fn(&Request) -> Reply + Send + 'static) -> String {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    std::thread::spawn(move || {
+        for stream in listener.incoming().flatten() {
+            let Some(request) = read_request(&stream) else {
+                continue;
+            };
+            let reply = answer(&request);
+            let _ = write!(
+                &stream,
+                "HTTP/1.1 {}\r\n{}content-length: {}\r\nconnection: close\r\n\r\n{}",
+                reply.status,
+                reply.headers,
+                reply.body.len(),
+                reply.body
+            );
+        }
+    });
+    url
+}
+
+/// The request line, the headers up to the blank line and a body of `content-length` bytes.
+fn read_request(stream: &TcpStream) -> Option<Request> {
+    let mut reader = BufReader::new(stream);
+    let mut line = String::new();
+    reader.read_line(&mut line).ok()?;
+    let mut words = line.split_whitespace();
+    let (method, path) = (words.next()?.to_owned(), words.next()?.to_owned());
+    let mut length = 0;
+    loop {
+        line.clear();
+        if reader.read_line(&mut line).ok()? <= 2 {
+            break;
+        }
+        if let Some((name, value)) = line.split_once(':')
+            && name.eq_ignore_ascii_case("content-length")
+        {
+            length = value.trim().parse().ok()?;
+        }
+    }
+    let mut body = vec![0; length];
+    reader.read_exact(&mut body).ok()?;
+    Some(Request {
+        method,
+        path,
+        body: String::from_utf8(body).ok()?,
+    })
+}
+
 /// A stand-in for the EC2 instance metadata service: IMDSv2 session tokens, and the items set
 /// with `set` (404 for every other, as on EC2).
 struct MetadataService {
@@ -776,38 +851,22 @@ struct MetadataService {
 
 impl MetadataService {
     fn start() -> Self {
-        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-        let url = format!("http://{}", listener.local_addr().unwrap());
         let items: Arc<Mutex<BTreeMap<String, String>>> = Arc::default();
         let served = Arc::clone(&items);
-        std::thread::spawn(move || {
-            for stream in listener.incoming().flatten() {
-                let mut reader = BufReader::new(&stream);
-                let mut request = String::new();
-                if reader.read_line(&mut request).is_err() {
-                    continue;
-                }
-                // Headers up to the blank line; the token request has no body.
-                let mut line = String::new();
-                while reader.read_line(&mut line).is_ok_and(|n| n > 2) {
-                    line.clear();
-                }
-                let path = request.split_whitespace().nth(1).unwrap_or_default();
-                let item = if request.starts_with("PUT") && path == "/latest/api/token" {
-                    Some("stand-in-token".to_owned())
-                } else {
-                    served.lock().unwrap().get(path).cloned()
-                };
-                let (status, body) = match &item {
-                    Some(body) => ("200 OK", body.as_str()),
-                    None => ("404 Not Found", ""),
-                };
-                let _ = write!(
-                    &stream,
-                    "HTTP/1.1 {status}\r\nx-aws-ec2-metadata-token-ttl-seconds: 21600\r\n\
-                     content-length: {}\r\nconnection: close\r\n\r\n{body}",
-                    body.len()
-                );
+        let url = stand_in(move |request| {
+            let item = if request.method == "PUT" && request.path == "/latest/api/token" {
+                Some("stand-in-token".to_owned())
+            } else {
+                served.lock().unwrap().get(&request.path).cloned()
+            };
+            let (status, body) = match item {
+                Some(body) => ("200 OK", body),
+                None => ("404 Not Found", String::new()),
+            };
+            Reply {
+                status,
+                headers: "x-aws-ec2-metadata-token-ttl-seconds: 21600\r\n",
+                body,
             }
         });
         Self { url, items }
@@ -825,6 +884,109 @@ impl MetadataService {
             "/latest/meta-data/spot/instance-action",
             r#"{"action": "terminate", "time": "2026-12-04T12:00:00Z"}"#,
         );
+    }
+
+    /// Makes this instance `INSTANCE_ID` of the Auto Scaling group `GROUP`, its tags exposed.
+    fn join_group(&self) {
+        self.set("/latest/meta-data/instance-id", INSTANCE_ID);
+        self.set(
+            "/latest/meta-data/tags/instance/aws:autoscaling:groupName",
+            GROUP,
+        );
+    }
+
+    /// The group begins to terminate the instance (its lifecycle hook holds it meanwhile).
+    fn scale_in(&self) {
+        self.set(
+            "/latest/meta-data/autoscaling/target-lifecycle-state",
+            "Terminated",
+        );
+    }
+}
+
+/// An instance of `GROUP` (its metadata service) and the Auto Scaling stand-in its runner calls.
+fn group_instance(refuse: bool) -> (MetadataService, AutoScalingService) {
+    let metadata = MetadataService::start();
+    metadata.join_group();
+    (metadata, AutoScalingService::start(refuse))
+}
+
+const GROUP: &str = "ecg-runners";
+const INSTANCE_ID: &str = "i-0a1b2c3d4e5f60718";
+
+/// A stand-in for Auto Scaling (moto has no `CompleteLifecycleAction`): it records the
+/// parameters of every AWS Query request and answers `CompleteLifecycleAction` with the
+/// service's response, or, when `refuse` is set, with the error the service gives when no
+/// lifecycle action is pending.
+struct AutoScalingService {
+    url: String,
+    requests: Arc<Mutex<Vec<BTreeMap<String, String>>>>,
+}
+
+impl AutoScalingService {
+    fn start(refuse: bool) -> Self {
+        let requests: Arc<Mutex<Vec<BTreeMap<String, String>>>> = Arc::default();
+        let recorded = Arc::clone(&requests);
+        let url = stand_in(move |request| {
+            let params: BTreeMap<String, String> =
+                url::form_urlencoded::parse(request.body.as_bytes())
+                    .into_owned()
+                    .collect();
+            let action = params.get("Action").cloned().unwrap_or_default();
+            recorded.lock().unwrap().push(params);
+            let (status, body) = if refuse || action != "CompleteLifecycleAction" {
+                let message =
+                    format!("No active Lifecycle Action found with instance ID {INSTANCE_ID}");
+                (
+                    "400 Bad Request",
+                    format!(
+                        "<ErrorResponse xmlns=\"http://autoscaling.amazonaws.com/doc/2011-01-01/\">\
+                     <Error><Type>Sender</Type><Code>ValidationError</Code>\
+                     <Message>{message}</Message></Error>\
+                     <RequestId>a1b2c3d4-0000-4000-8000-000000000001</RequestId></ErrorResponse>"
+                    ),
+                )
+            } else {
+                (
+                    "200 OK",
+                    "<CompleteLifecycleActionResponse \
+                     xmlns=\"http://autoscaling.amazonaws.com/doc/2011-01-01/\">\
+                     <CompleteLifecycleActionResult/><ResponseMetadata>\
+                     <RequestId>a1b2c3d4-0000-4000-8000-000000000002</RequestId>\
+                     </ResponseMetadata></CompleteLifecycleActionResponse>"
+                        .to_owned(),
+                )
+            };
+            Reply {
+                status,
+                headers: "content-type: text/xml\r\n",
+                body,
+            }
+        });
+        Self { url, requests }
+    }
+
+    /// The variables that point a runner's Auto Scaling client here (its other clients stay on
+    /// moto).
+    fn env(&self) -> [(&'static str, &str); 1] {
+        [("AWS_ENDPOINT_URL_AUTO_SCALING", &self.url)]
+    }
+
+    /// The one request received, which must complete this instance's lifecycle action.
+    fn completed_once(&self) {
+        let requests = self.requests.lock().unwrap().clone();
+        let expected: BTreeMap<String, String> = [
+            ("Action", "CompleteLifecycleAction"),
+            ("Version", "2011-01-01"),
+            ("AutoScalingGroupName", GROUP),
+            ("LifecycleHookName", "drain"),
+            ("InstanceId", INSTANCE_ID),
+            ("LifecycleActionResult", "CONTINUE"),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_owned(), v.to_owned()))
+        .collect();
+        assert_eq!(requests, [expected]);
     }
 }
 
@@ -857,7 +1019,7 @@ async fn a_spot_interruption_notice_hands_the_job_to_another_runner() {
     let long_talk = [TALK; 3].join(" ");
     let video = cloud.speech("talks/spot.wav", &long_talk).await;
 
-    let mut first = cloud.runner_on_instance("first", &metadata.url);
+    let mut first = cloud.runner_on_instance("first", &metadata.url, &[]);
     let job_id = cloud.submit(&video, &receiver.base_url()).await;
     wait_for_progress(&receiver, job_id, 60).await;
     // No signal: the notice alone stops the runner, and the job it cannot finish in its
@@ -885,5 +1047,65 @@ async fn taken_over_once(cloud: &Cloud, receiver: &Receiver, job_id: JobId) {
     assert_eq!(record.status, JobStatus::Completed);
     assert_eq!(terminal_count(receiver, job_id), 1);
     assert_clean_sequence(receiver, job_id);
+    cloud.queue_drained().await;
+}
+
+#[tokio::test]
+async fn a_scale_in_ends_the_termination_wait_once_the_job_is_back_in_the_queue() {
+    let cloud = Cloud::start().await;
+    let receiver = Receiver::start(0).await;
+    let (metadata, auto_scaling) = group_instance(false);
+    let long_talk = [TALK; 3].join(" ");
+    let video = cloud.speech("talks/scale-in.wav", &long_talk).await;
+
+    let mut first = cloud.runner_on_instance("first", &metadata.url, &auto_scaling.env());
+    let job_id = cloud.submit(&video, &receiver.base_url()).await;
+    wait_for_progress(&receiver, job_id, 60).await;
+    assert!(auto_scaling.requests.lock().unwrap().is_empty());
+    metadata.scale_in();
+    let exit = first.exit();
+    assert!(exit.success(), "{exit:?}");
+    auto_scaling.completed_once();
+    // Only once the job is back in the queue may the instance go.
+    let messages = log_messages(&first.log);
+    let position = |message: &str| messages.iter().position(|m| m == message);
+    let released = position("grace period over; releasing the job for another worker");
+    let completed = position("lifecycle action completed: the instance may go");
+    assert!(released.is_some() && completed > released, "{messages:#?}");
+    taken_over_once(&cloud, &receiver, job_id).await;
+}
+
+// Two threads: the receiver takes the terminal callback while the test waits for the exit.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refused_lifecycle_action_is_a_warning_after_a_job_finished_on_sigterm() {
+    let cloud = Cloud::start().await;
+    let receiver = Receiver::start(0).await;
+    let (metadata, auto_scaling) = group_instance(true);
+    let video = cloud.speech("talks/refused.wav", TALK).await;
+
+    // A grace long enough for the job: SIGTERM lets it finish here.
+    let env = [auto_scaling.env()[0], ("ECG_SHUTDOWN_GRACE_SECS", "120")];
+    let mut runner = cloud.runner_on_instance("runner", &metadata.url, &env);
+    let job_id = cloud.submit(&video, &receiver.base_url()).await;
+    wait_for_progress(&receiver, job_id, 40).await;
+    assert_eq!(terminal_count(&receiver, job_id), 0, "the job is in flight");
+    let exit = runner.terminate();
+
+    assert!(exit.success(), "{exit:?}");
+    assert_eq!(
+        auto_scaling.requests.lock().unwrap().len(),
+        1,
+        "not retried"
+    );
+    assert_eq!(
+        runner
+            .count("cannot complete the lifecycle action; the instance goes at the hook's timeout"),
+        1
+    );
+    let record = cloud.settled(job_id).await;
+    assert_eq!(record.status, JobStatus::Completed);
+    assert_eq!(record.delivery, Delivery::Delivered);
+    assert_eq!(terminal_count(&receiver, job_id), 1);
+    assert_clean_sequence(&receiver, job_id);
     cloud.queue_drained().await;
 }

@@ -69,12 +69,30 @@ impl AwsConfig {
     }
 }
 
+/// How an instance of an Auto Scaling group tells the group that it has drained.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LifecycleConfig {
+    /// The group's termination lifecycle hook, which holds the instance while it drains.
+    pub hook: String,
+}
+
+impl Default for LifecycleConfig {
+    fn default() -> Self {
+        // The hook `template.yaml` gives the runner group.
+        Self {
+            hook: "drain".to_owned(),
+        }
+    }
+}
+
 /// The SDK clients, built once and shared (they pool connections and cache credentials).
 #[derive(Clone, Debug)]
 pub struct AwsClients {
     pub dynamodb: aws_sdk_dynamodb::Client,
     pub sqs: aws_sdk_sqs::Client,
     pub s3: aws_sdk_s3::Client,
+    #[cfg(feature = "autoscaling")]
+    pub autoscaling: aws_sdk_autoscaling::Client,
 }
 
 impl AwsClients {
@@ -95,6 +113,8 @@ impl AwsClients {
             dynamodb: aws_sdk_dynamodb::Client::new(shared),
             sqs: aws_sdk_sqs::Client::new(shared),
             s3: aws_sdk_s3::Client::from_conf(s3),
+            #[cfg(feature = "autoscaling")]
+            autoscaling: aws_sdk_autoscaling::Client::new(shared),
         }
     }
 }

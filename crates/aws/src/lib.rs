@@ -14,7 +14,9 @@
 //! - [`uploads`]: [`S3UploadSlots`], presigned `PUT` URLs into the media bucket for media too
 //!   large for a request.
 //! - [`notices`]: [`InstanceNotices`], the instance metadata service's word that this instance is
-//!   going (spot interruption, rebalance recommendation, scale-in).
+//!   going (spot interruption, rebalance recommendation, scale-in), and its Auto Scaling group.
+//! - `lifecycle` (feature `autoscaling`): `LifecycleHook`, which ends a drained instance's
+//!   termination wait instead of letting the hook time out.
 //! - `testing` (feature `testing`): a moto server launcher and the resources tests need; also
 //!   behind `examples/moto.rs`, the local stand-in for the stack (`infra/aws/moto.sh`).
 //!
@@ -25,6 +27,8 @@
 pub mod config;
 pub mod dead_letter;
 pub mod fetch;
+#[cfg(feature = "autoscaling")]
+pub mod lifecycle;
 pub mod notices;
 pub mod queue;
 pub mod store;
@@ -32,10 +36,12 @@ pub mod store;
 pub mod testing;
 pub mod uploads;
 
-pub use config::{AwsClients, AwsConfig};
+pub use config::{AwsClients, AwsConfig, LifecycleConfig};
 pub use dead_letter::fail_dead_letters;
 pub use fetch::S3Fetcher;
-pub use notices::{InstanceNotices, Notice};
+#[cfg(feature = "autoscaling")]
+pub use lifecycle::LifecycleHook;
+pub use notices::{GroupMember, InstanceNotices, Notice};
 pub use queue::SqsQueue;
 pub use store::DynamoJobStore;
 pub use uploads::S3UploadSlots;

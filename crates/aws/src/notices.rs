@@ -12,6 +12,11 @@ const SPOT_ACTION: &str = "/latest/meta-data/spot/instance-action";
 const REBALANCE: &str = "/latest/meta-data/events/recommendations/rebalance";
 /// `InService`, … and `Terminated` once the group has begun to terminate the instance.
 const LIFECYCLE: &str = "/latest/meta-data/autoscaling/target-lifecycle-state";
+/// The instance's own id, `i-…`.
+const INSTANCE_ID: &str = "/latest/meta-data/instance-id";
+/// The tag Auto Scaling puts on its instances; 404 outside a group, or when the launch template
+/// does not expose instance tags in the metadata (`InstanceMetadataTags: enabled`).
+const GROUP_TAG: &str = "/latest/meta-data/tags/instance/aws:autoscaling:groupName";
 
 /// Why this instance is going.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -22,6 +27,13 @@ pub enum Notice {
     Rebalance,
     /// The Auto Scaling group is terminating the instance.
     Terminating,
+}
+
+/// An instance of an Auto Scaling group, as its lifecycle actions name it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct GroupMember {
+    pub group: String,
+    pub instance_id: String,
 }
 
 /// The instance metadata service, asked with a session token (IMDSv2 only).
@@ -49,6 +61,17 @@ impl InstanceNotices {
         }
         let state = self.read(LIFECYCLE).await?;
         Ok((state.as_deref() == Some("Terminated")).then_some(Notice::Terminating))
+    }
+
+    /// The Auto Scaling group this instance belongs to, if any.
+    pub async fn group_member(&self) -> Result<Option<GroupMember>, ImdsError> {
+        let Some(group) = self.read(GROUP_TAG).await? else {
+            return Ok(None);
+        };
+        let Some(instance_id) = self.read(INSTANCE_ID).await? else {
+            return Ok(None);
+        };
+        Ok(Some(GroupMember { group, instance_id }))
     }
 
     /// A metadata item, `None` when the service has none (404).

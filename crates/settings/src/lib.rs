@@ -6,7 +6,8 @@
 //! Layout:
 //! - [`requests`]: what URLs requests may name and which origins may call the API; every binary,
 //!   the API function included.
-//! - [`worker`]: how a worker runs jobs and where it serves `/metrics`.
+//! - [`worker`]: how a worker runs jobs, where it serves `/metrics` and what it learns from and
+//!   tells about the EC2 instance it runs on.
 //! - [`pipeline`] (feature `pipeline`): models, media decoding, downloads and callbacks. It links
 //!   the model stages, so the API function builds without it.
 //!
@@ -23,7 +24,7 @@ pub use pipeline::{
     VadArgs,
 };
 pub use requests::{CorsArgs, UrlArgs};
-pub use worker::{MetricsArgs, WorkerArgs};
+pub use worker::{InstanceArgs, MetricsArgs, WorkerArgs};
 
 /// Settings from environment variables alone, through the same definitions as the command line:
 /// for programs without a command line of their own (tests).

@@ -1,9 +1,11 @@
-//! How a worker runs jobs, and where one without the API serves `/metrics`.
+//! How a worker runs jobs, where one without the API serves `/metrics`, and the EC2 instance
+//! it runs on.
 
 use std::net::SocketAddr;
 use std::time::Duration;
 
 use clap::Args;
+use ecg_aws::LifecycleConfig;
 use ecg_runner::RunnerConfig;
 use url::Url;
 
@@ -42,4 +44,46 @@ pub struct MetricsArgs {
     /// unless only Prometheus can reach the address given.
     #[arg(long, env = "ECG_METRICS_ADDR", default_value = "127.0.0.1:9108")]
     pub metrics_addr: SocketAddr,
+}
+
+/// The EC2 instance the worker runs on: where its metadata service is, and how the worker tells
+/// its Auto Scaling group that it has drained.
+#[derive(Args, Debug, Clone)]
+pub struct InstanceArgs {
+    /// The EC2 instance metadata service to watch for a spot interruption, a rebalance
+    /// recommendation or a scale-in (`http://169.254.169.254` on EC2); unset, none is watched.
+    #[arg(long, env = "ECG_INSTANCE_METADATA")]
+    pub instance_metadata: Option<String>,
+    /// The Auto Scaling group's termination lifecycle hook, completed once the worker has
+    /// drained so that the instance need not wait out the hook's timeout.
+    #[arg(long, env = "ECG_LIFECYCLE_HOOK", default_value_t = LifecycleConfig::default().hook)]
+    pub lifecycle_hook: String,
+}
+
+impl InstanceArgs {
+    pub fn lifecycle_config(&self) -> LifecycleConfig {
+        LifecycleConfig {
+            hook: self.lifecycle_hook.clone(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(clap::Parser)]
+    struct Cli {
+        #[command(flatten)]
+        instance: InstanceArgs,
+    }
+
+    #[test]
+    fn without_flags_the_libraries_defaults_hold() {
+        let cli: Cli = crate::flags_only(&[]);
+        assert_eq!(cli.instance.lifecycle_config(), LifecycleConfig::default());
+        assert_eq!(cli.instance.instance_metadata, None);
+        let cli: Cli = crate::flags_only(&["--lifecycle-hook", "scale-in"]);
+        assert_eq!(cli.instance.lifecycle_config().hook, "scale-in");
+    }
 }
