@@ -21,8 +21,18 @@ pub struct Cli {
     pub models: ModelArgs,
     #[command(flatten, next_help_heading = "Media limits")]
     pub decode: DecodeArgs,
+    /// Log lines on stderr: `plain` for a person, `json` (one object per line, with each stage's
+    /// time) for a log pipeline or a benchmark. Default: plain for `analyze`, json for `serve`.
+    #[arg(long, global = true, env = "ECG_LOG_FORMAT", value_enum)]
+    pub log_format: Option<LogFormat>,
     #[command(subcommand)]
     pub command: Command,
+}
+
+#[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LogFormat {
+    Plain,
+    Json,
 }
 
 #[derive(Subcommand, Debug)]

@@ -10,7 +10,7 @@ use std::process::ExitCode;
 use clap::Parser;
 use ecg_core::telemetry::LogReader;
 
-use crate::config::{Cli, Command};
+use crate::config::{Cli, Command, LogFormat};
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -19,6 +19,11 @@ fn main() -> ExitCode {
     let (default_level, reader) = match cli.command {
         Command::Analyze(_) => ("warn", LogReader::Person),
         Command::Serve(_) => ("info", LogReader::Machine),
+    };
+    let reader = match cli.log_format {
+        Some(LogFormat::Plain) => LogReader::Person,
+        Some(LogFormat::Json) => LogReader::Machine,
+        None => reader,
     };
     ecg_core::telemetry::init(default_level, reader);
     ecg_app::limit_malloc_arenas();
@@ -44,10 +49,10 @@ fn main() -> ExitCode {
     ecg_app::abandon_inference();
     runtime.shutdown_timeout(ecg_app::EXIT_WAIT);
     match outcome {
-        Ok(()) => ExitCode::SUCCESS,
+        Ok(()) => ecg_app::exit_now(0),
         Err(e) => {
             eprintln!("error: {e:#}");
-            ExitCode::FAILURE
+            ecg_app::exit_now(1)
         }
     }
 }

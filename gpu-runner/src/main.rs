@@ -69,7 +69,14 @@ fn main() -> anyhow::Result<()> {
     // does not hold up the exit.
     ecg_app::abandon_inference();
     runtime.shutdown_timeout(ecg_app::EXIT_WAIT);
-    outcome
+    match outcome {
+        Ok(()) => ecg_app::exit_now(0),
+        Err(e) => {
+            // What returning the error from `main` would print.
+            eprintln!("Error: {e:?}");
+            ecg_app::exit_now(1)
+        }
+    }
 }
 
 async fn run(cli: Cli) -> anyhow::Result<()> {

@@ -10,5 +10,5 @@ mod stages;
 
 pub use exporter::{MetricsExporter, serve_metrics};
 pub use memory::limit_malloc_arenas;
-pub use shutdown::{EXIT_WAIT, abandon_inference, cancel_on_signal};
+pub use shutdown::{EXIT_WAIT, abandon_inference, cancel_on_signal, exit_now};
 pub use stages::{ModelConfig, health_checks, pipeline};
