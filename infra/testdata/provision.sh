@@ -17,6 +17,8 @@
 #                           GSM 06.10 as shipped, a real telephone codec, converted to WAV by sox)
 #     voices/july/*.wav     July E. Jiménez, es-CO, female (asterisk-prompt-es-co, GPL-2; GSM)
 #         Telephone prompts read by one real person each: 8 kHz studio recordings.
+#     voices/allison.txt    what Allison reads: "name: text" per prompt, the prompt list of the
+#                           English core sounds (asterisk-core-sounds-en, the same source package)
 #     MANIFEST  a hash of this script; when it matches, nothing is done.
 # Downloads are checked against the sha256 below and cached in DIR/.cache.
 set -euo pipefail
@@ -39,6 +41,8 @@ debs=(
   "asterisk-prompt-fr-armelle|20070613-2.2|asterisk-prompt-fr-armelle_20070613-2.2_all.deb|162570b1a9b3512a98f06b89f60c7c17cf1b9b52297315adca9a4e5be728bea3|usr/share/asterisk/sounds/fr|armelle"
   "asterisk-prompt-es-co|0.20070403-2.1|asterisk-prompt-es-co_0.20070403-2.1_all.deb|6702696e045514699e87dc8fb70f370717e5df91f821f7bec8dd0df1be008e83|usr/share/asterisk/sounds/es|july"
 )
+# The prompt texts of Allison's recordings.
+transcripts="asterisk-core-sounds-en|1.6.1-1|asterisk-core-sounds-en_1.6.1-1_all.deb|973e797d28e37fa6ca3c0a9d6fa717e77cf1268ae916bf09fd3503113cdffa50|./usr/share/doc/asterisk-core-sounds-en/core-sounds-en.txt.gz"
 
 mkdir -p "$out" "$cache"
 exec 9>"$out/.lock"
@@ -52,6 +56,15 @@ fi
 rm -f "$out/MANIFEST"
 
 verify() { echo "$2  $1" | sha256sum --check --status; }
+# fetch_deb NAME VERSION FILE SHA256: the package in the cache, downloaded once and verified.
+fetch_deb() {
+  if ! verify "$cache/$3" "$4" 2>/dev/null; then
+    log "downloading $1=$2"
+    (cd "$cache" && { apt-get download -qq "$1=$2" 2>/dev/null ||
+      { apt-get update -qq && apt-get download -qq "$1=$2"; }; })
+  fi
+  verify "$cache/$3" "$4" || { log "$3: sha256 mismatch"; exit 1; }
+}
 
 # ---- AMI excerpts from the pyannote.audio sdist (PyPI)
 if ! verify "$cache/$pyannote" "$pyannote_sha" 2>/dev/null; then
@@ -87,12 +100,7 @@ rm -rf "$out/ami" && mv "$out/ami.tmp" "$out/ami"
 # ---- real voices from Debian packages
 for entry in "${debs[@]}"; do
   IFS='|' read -r name version file sha inside voice <<<"$entry"
-  if ! verify "$cache/$file" "$sha" 2>/dev/null; then
-    log "downloading $name=$version"
-    (cd "$cache" && { apt-get download -qq "$name=$version" 2>/dev/null ||
-      { apt-get update -qq && apt-get download -qq "$name=$version"; }; })
-  fi
-  verify "$cache/$file" "$sha" || { log "$file: sha256 mismatch"; exit 1; }
+  fetch_deb "$name" "$version" "$file" "$sha"
   tmp=$(mktemp -d)
   dpkg-deb -x "$cache/$file" "$tmp"
   rm -rf "$out/voices/$voice" && mkdir -p "$out/voices"
@@ -111,6 +119,11 @@ for entry in "${debs[@]}"; do
   find "$out/voices/$voice" -name '*.wav' -size -2k -delete
   rm -rf "$tmp"
 done
+
+IFS='|' read -r name version file sha inside <<<"$transcripts"
+fetch_deb "$name" "$version" "$file" "$sha"
+dpkg-deb --fsys-tarfile "$cache/$file" | tar -xO "$inside" | gunzip >"$out/voices/allison.txt.tmp"
+mv "$out/voices/allison.txt.tmp" "$out/voices/allison.txt"
 
 echo "$stamp" >"$out/MANIFEST"
 log "ready in $out ($(du -sh "$out" --exclude=.cache | cut -f1))"

@@ -14,13 +14,14 @@ use std::time::Instant;
 
 use common::{
     check_invariants, noise, one_at_a_time, require_models, silence, spaced_out, speech, text_of,
-    tones, trimmed_speech, wer,
+    tones, trimmed_speech,
 };
 use ecg_core::audio::Audio;
 use ecg_core::request::Language;
 use ecg_core::stages::{AsrOptions, Transcriber, Transcript, VoiceDetector};
 use ecg_settings::{AsrArgs, VadArgs};
 use ecg_speech::{SileroVad, WhisperTranscriber};
+use ecg_testkit::wer;
 
 struct Stages {
     vad: SileroVad,

@@ -50,6 +50,36 @@ pub fn testdata_dir() -> PathBuf {
     dir
 }
 
+/// One real reader's telephone prompts with the texts read, from `make testdata`: Allison's
+/// (`voices/allison/*.wav`, 8 kHz as shipped, and the listing `voices/allison.txt`), in name
+/// order. Only plain sentences of `min_words` or more: no tone descriptions, digits or keypad
+/// symbols, whose spelling in a transcript varies.
+pub fn read_prompts(min_words: usize) -> Vec<(PathBuf, String)> {
+    let dir = testdata_dir().join("voices");
+    let listing = std::fs::read_to_string(dir.join("allison.txt")).unwrap();
+    let mut prompts: Vec<(PathBuf, String)> = listing
+        .lines()
+        .filter(|line| !line.starts_with(';'))
+        .filter_map(|line| line.split_once(": "))
+        .map(|(name, text)| (name.replace('/', "-"), text.trim()))
+        .filter(|(_, text)| {
+            text.split_whitespace().count() >= min_words
+                && !text
+                    .chars()
+                    .any(|c| c.is_ascii_digit() || "[]()*#/".contains(c))
+        })
+        .map(|(name, text)| {
+            (
+                dir.join("allison").join(format!("{name}.wav")),
+                text.to_owned(),
+            )
+        })
+        .filter(|(wav, _)| wav.is_file())
+        .collect();
+    prompts.sort();
+    prompts
+}
+
 /// One annotated stretch of speech: start and end in seconds, and who speaks.
 pub type AnnotatedTurn = (f64, f64, String);
 
@@ -336,4 +366,33 @@ pub fn checked_stdout(command: &mut Command, expect: &str) -> Vec<u8> {
         String::from_utf8_lossy(&output.stderr)
     );
     output.stdout
+}
+
+/// Lower-case words without punctuation; hyphens split words.
+fn normalise(text: &str) -> Vec<String> {
+    text.replace('-', " ")
+        .split_whitespace()
+        .map(|w| {
+            w.chars()
+                .filter(|c| c.is_alphanumeric() || *c == '\'')
+                .flat_map(char::to_lowercase)
+                .collect::<String>()
+        })
+        .filter(|w| !w.is_empty())
+        .collect()
+}
+
+/// Word error rate: word-level Levenshtein distance over the reference's length.
+pub fn wer(reference: &str, hypothesis: &str) -> f64 {
+    let (r, h) = (normalise(reference), normalise(hypothesis));
+    let mut prev: Vec<usize> = (0..=h.len()).collect();
+    for (i, rw) in r.iter().enumerate() {
+        let mut row = vec![i + 1; h.len() + 1];
+        for (j, hw) in h.iter().enumerate() {
+            let substitution = prev[j] + usize::from(rw != hw);
+            row[j + 1] = substitution.min(prev[j + 1] + 1).min(row[j] + 1);
+        }
+        prev = row;
+    }
+    prev[h.len()] as f64 / r.len().max(1) as f64
 }

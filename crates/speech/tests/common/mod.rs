@@ -1,5 +1,5 @@
-//! Test audio made at test time (espeak-ng speech, silence, noise, tones), the model check, and
-//! word error rate. Nothing is downloaded.
+//! Test audio made at test time (espeak-ng speech, silence, noise, tones) and the model check.
+//! Nothing is downloaded.
 
 #![allow(
     dead_code,
@@ -124,34 +124,6 @@ pub fn tones(secs: f64) -> Vec<f32> {
                 * envelope
         })
         .collect()
-}
-
-/// Lower-case words without punctuation.
-fn normalise(text: &str) -> Vec<String> {
-    text.split_whitespace()
-        .map(|w| {
-            w.chars()
-                .filter(|c| c.is_alphanumeric() || *c == '\'')
-                .flat_map(char::to_lowercase)
-                .collect::<String>()
-        })
-        .filter(|w| !w.is_empty())
-        .collect()
-}
-
-/// Word error rate: word-level Levenshtein distance over the reference's length.
-pub fn wer(reference: &str, hypothesis: &str) -> f64 {
-    let (r, h) = (normalise(reference), normalise(hypothesis));
-    let mut prev: Vec<usize> = (0..=h.len()).collect();
-    for (i, rw) in r.iter().enumerate() {
-        let mut row = vec![i + 1; h.len() + 1];
-        for (j, hw) in h.iter().enumerate() {
-            let substitution = prev[j] + usize::from(rw != hw);
-            row[j + 1] = substitution.min(prev[j + 1] + 1).min(row[j] + 1);
-        }
-        prev = row;
-    }
-    prev[h.len()] as f64 / r.len().max(1) as f64
 }
 
 /// All words of a transcript, joined as decoded.
