@@ -71,7 +71,7 @@ test: deps models lint test-python test-template test-rust test-artifact
 
 ## Our pipeline against faster-whisper, stage times, memory, cold starts → BENCHMARKS.md
 ## (bench/run.sh lists its settings: BENCH_LENGTHS, BENCH_RUNS, ECG_ASR_THREADS, BENCH_QUICK=1, ...).
-bench: models
+bench: models testdata
 	bench/run.sh
 
 ## The runner and `ecg` with whisper.cpp on CUDA, against a toolkit assembled from NVIDIA's

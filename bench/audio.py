@@ -1,12 +1,15 @@
 #!/usr/bin/env python3
 """Deterministic benchmark speech: a scripted conversation of three synthetic voices.
 
-Usage: audio.py WORK_DIR MINUTES [MINUTES ...] [--mp4 MINUTES]
+Usage: audio.py WORK_DIR MINUTES [MINUTES ...] [--mp4 MINUTES] [--real TESTDATA_DIR]
 
 For each length N writes WORK_DIR/clips/speech-Nm.wav (16 kHz mono s16, exactly N minutes),
 speech-Nm.txt (the script that was spoken, the reference for WER) and speech-Nm.json (turns:
 voice, start, end, text). With --mp4 N also speech-Nm.mp4 (AAC audio over a still frame), the
-kind of file the service receives.
+kind of file the service receives. With --real, also clips/real-allison.wav (.txt, .json): a
+real human voice, Allison Smith's telephone prompts from `make testdata` with the texts she
+reads, one after another for about three minutes at their own 8 kHz rate, as a phone line
+delivers speech.
 
 Every clip is a prefix of one endless script drawn from a fixed seed, so the 1-minute clip is
 the start of the 5-minute one and so on. Turns are synthesised once (espeak-ng, festival's
@@ -32,6 +35,10 @@ SEED = 20240606
 TURN_GAP_S = 0.7  # silence between speakers
 NOISE_DBFS = -58.0  # a faint noise floor, so silence is not digital zero
 TARGET_RMS_DBFS = -20.0
+# The real-voice clip: about this long, prompts of at least this many words, pauses between them.
+REAL_SECONDS = 180
+REAL_MIN_WORDS = 3
+REAL_GAP_S = (0.3, 0.9)
 
 # voice id -> how to synthesise it (argv; {txt} and {wav} are filled in)
 VOICES = {
@@ -154,12 +161,12 @@ def read_wav(path):
         return np.frombuffer(w.readframes(w.getnframes()), "<i2").astype(np.float32) / 32768
 
 
-def write_wav(path, x):
+def write_wav(path, x, rate=RATE):
     tmp = path.with_suffix(".tmp.wav")
     with wave.open(str(tmp), "wb") as w:
         w.setnchannels(1)
         w.setsampwidth(2)
-        w.setframerate(RATE)
+        w.setframerate(rate)
         w.writeframes((np.clip(x, -1, 1) * 32767).round().astype("<i2").tobytes())
     os.replace(tmp, path)
 
@@ -199,6 +206,54 @@ def build(work, minutes):
     return base
 
 
+def prompt_texts(listing):
+    """Prompt file name -> text, from the "name: text" listing; only plain spoken sentences (no
+    tone descriptions in brackets, no digits or keypad symbols whose spelling varies)."""
+    texts = {}
+    for line in listing.read_text().splitlines():
+        name, sep, text = line.partition(": ")
+        text = text.strip()
+        if (not sep or line.startswith(";") or not text
+                or any(c.isdigit() or c in "[]()*#/" for c in text)
+                or len(text.split()) < REAL_MIN_WORDS):
+            continue
+        texts[name.replace("/", "-")] = text
+    return texts
+
+
+def build_real(work, testdata):
+    clips = work / "clips"
+    clips.mkdir(parents=True, exist_ok=True)
+    base = clips / "real-allison"
+    voice = Path(testdata) / "voices" / "allison"
+    texts = prompt_texts(Path(testdata) / "voices" / "allison.txt")
+    names = sorted(n for n in texts if (voice / f"{n}.wav").exists())
+    random.Random(SEED).shuffle(names)
+    rate, pieces, turns, pos = None, [], [], 0.5
+    for name in names:
+        with wave.open(str(voice / f"{name}.wav"), "rb") as w:
+            rate = rate or w.getframerate()
+            assert w.getframerate() == rate and w.getnchannels() == 1 and w.getsampwidth() == 2
+            x = np.frombuffer(w.readframes(w.getnframes()), "<i2").astype(np.float32) / 32768
+        if pos + len(x) / rate > REAL_SECONDS:
+            break
+        turns.append({"voice": "allison", "start": round(pos, 3),
+                      "end": round(pos + len(x) / rate, 3), "text": texts[name]})
+        pieces.append((int(pos * rate), x))
+        pos += len(x) / rate + random.Random(f"{SEED}{name}").uniform(*REAL_GAP_S)
+    out = np.zeros(int((pos + 0.5) * rate), np.float32)
+    for start, x in pieces:
+        out[start:start + len(x)] += x
+    write_wav(base.with_suffix(".wav"), out, rate)
+    base.with_suffix(".txt").write_text(" ".join(t["text"] for t in turns) + "\n")
+    base.with_suffix(".json").write_text(json.dumps({
+        "version": VERSION, "minutes": round(len(out) / rate / 60, 2), "seconds": len(out) / rate,
+        "rate": rate, "voices": ["allison"], "words": sum(len(t["text"].split()) for t in turns),
+        "speech_seconds": round(sum(t["end"] - t["start"] for t in turns), 2), "turns": turns,
+    }, indent=1) + "\n")
+    return base
+
+
 def mp4(base):
     out = base.with_suffix(".mp4")
     if out.exists() and out.stat().st_mtime >= base.with_suffix(".wav").stat().st_mtime:
@@ -217,10 +272,13 @@ def main(argv):
     work = Path(argv[0])
     mp4_of = []
     minutes = []
+    real = None
     it = iter(argv[1:])
     for a in it:
         if a == "--mp4":
             mp4_of.append(int(next(it)))
+        elif a == "--real":
+            real = next(it)
         else:
             minutes.append(int(a))
     # longest first: shorter clips then reuse its cached turns
@@ -231,6 +289,11 @@ def main(argv):
               f"{info['words']} words, speech {info['speech_seconds']:.0f} s", file=sys.stderr)
     for m in mp4_of:
         print(f"audio: {mp4(work / 'clips' / f'speech-{m}m').name}", file=sys.stderr)
+    if real:
+        base = build_real(work, real)
+        info = json.loads(base.with_suffix(".json").read_text())
+        print(f"audio: {base.name}.wav {info['seconds']:.0f} s at {info['rate']} Hz, "
+              f"{len(info['turns'])} prompts, {info['words']} words", file=sys.stderr)
 
 
 if __name__ == "__main__":

@@ -5,8 +5,8 @@ Usage: bench.py WORK_DIR      (settings from the environment; see bench/run.sh)
 
 A = `target/release/ecg analyze FILE` (full pipeline), B = bench/fw_asr.py (faster-whisper,
 ASR only), one process per run, alternating A B A B after a warm-up pair. Every run goes
-through GNU time for peak RSS and CPU time; A runs with RUST_LOG=info so that each pipeline
-stage's span reports its time on close.
+through GNU time for peak RSS and CPU time; A runs with RUST_LOG=info and JSON log lines
+(ECG_LOG_FORMAT=json) so that each pipeline stage's span reports its time on close.
 """
 import hashlib
 import http.client
@@ -51,6 +51,8 @@ class Settings:
         self.lever_set = env_list("BENCH_LEVER_SET",
                                   "base f16 threads1 beam5 q5_1 q5_0 tokens")
         self.model_dir = Path(os.environ.get("ECG_MODEL_DIR", REPO / "models"))
+        # The real-voice clip joins the clips when audio.py built it from this test data.
+        self.real = os.environ.get("BENCH_REAL", "").strip()
 
 
 # ---------------------------------------------------------------- machine state
@@ -248,8 +250,8 @@ def score(reference, text):
 
 
 def run_a(s, clip, tag, out_dir, extra_env=None):
-    env = dict(os.environ, RUST_LOG="info", ECG_ASR_THREADS=str(s.threads),
-               ECG_MODEL_DIR=str(s.model_dir), NO_COLOR="1")
+    env = dict(os.environ, RUST_LOG="info", ECG_LOG_FORMAT="json",
+               ECG_ASR_THREADS=str(s.threads), ECG_MODEL_DIR=str(s.model_dir), NO_COLOR="1")
     env.update(extra_env or {})
     result = out_dir.resolve() / f"{tag}.json"
     rec = timed([str(RELEASE / "ecg"), "analyze", str(clip["path"]), "-o", str(result)], env,
@@ -295,6 +297,12 @@ def clips(s, work):
         out.append({"label": f"{m} min mp4 (AAC)", "minutes": m, "path": base.with_suffix(".mp4"),
                     "reference": base.with_suffix(".txt").read_text(),
                     "meta": json.loads(base.with_suffix(".json").read_text())})
+    if s.real:
+        base = work / "clips" / "real-allison"
+        meta = json.loads(base.with_suffix(".json").read_text())
+        out.append({"label": "real voice, 8 kHz phone prompts", "minutes": meta["minutes"],
+                    "path": base.with_suffix(".wav"),
+                    "reference": base.with_suffix(".txt").read_text(), "meta": meta})
     return out
 
 

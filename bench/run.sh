@@ -20,6 +20,8 @@
 #                            quantized weights, flash attention, audio_ctx, language detection)
 #   BENCH_WAIT_QUIET=0       seconds to wait for a quiet machine (load < 0.5, no other busy
 #                            process) before measuring; the report says whether it became quiet
+#   BENCH_REAL=<testdata>    the real-voice clip (Allison's telephone prompts, `make testdata`)
+#                            is built from this test data directory and measured; "" skips it
 #   BENCH_OUT=BENCHMARKS.md  where the report goes
 # Needs the models (`make models`); builds the release binaries; installs
 # infra/requirements-bench.txt into the project venv; generates its audio under bench/.work/.
@@ -44,6 +46,7 @@ export BENCH_COLD_RUNS=${BENCH_COLD_RUNS:-10}
 export BENCH_LEVERS=${BENCH_LEVERS:-0}
 export BENCH_LEVER_CLIP=${BENCH_LEVER_CLIP:-5}
 export BENCH_OUT=${BENCH_OUT:-$repo/BENCHMARKS.md}
+export BENCH_REAL=${BENCH_REAL-${ECG_TESTDATA_DIR:-$repo/testdata}}
 export ECG_ASR_THREADS=${ECG_ASR_THREADS:-2}
 export ECG_MODEL_DIR=${ECG_MODEL_DIR:-$repo/models}
 
@@ -85,6 +88,7 @@ fi
 # ---- audio (cached)
 audio_args=($BENCH_LENGTHS)
 [[ -z $BENCH_MP4 ]] || audio_args+=(--mp4 "$BENCH_MP4")
+[[ -z $BENCH_REAL ]] || audio_args+=(--real "$BENCH_REAL")
 [[ $BENCH_LEVERS != 1 && ${BENCH_PROBE:-0} != 1 ]] || audio_args+=("$BENCH_LEVER_CLIP")
 "$py" bench/audio.py "$work" "${audio_args[@]}"
 
