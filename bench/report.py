@@ -115,11 +115,11 @@ def render(r):
     accuracy = {c["clip"]["label"]: (med([p["a"]["accuracy"]["wer"] for p in c["pairs"]]),
                                      med([p["b"]["accuracy"]["wer"] for p in c["pairs"]]))
                 for c in ab}
-    level = [k for k, (a, b) in accuracy.items() if a <= b and ratios[k] <= 1.0]
+    level = bool(accuracy) and all(a <= b and ratios[k] <= 1.0 for k, (a, b) in accuracy.items())
     w(f"| at equal accuracy: our WER ≤ faster-whisper's (beam 5) and time ratio ≤ 1.0, on every "
       f"clip (median WER ours / theirs, ratio) | "
       f"{'; '.join(f'{k}: {pct(a)} / {pct(b)}, {f(ratios[k], 2)}' for k, (a, b) in accuracy.items())}"
-      f" | {verdict(bool(accuracy) and len(level) == len(accuracy))} |")
+      f" | {verdict(level)} |")
     if diar:
         w(f"| diarization ≤ 10 % of pipeline time (diarize span ÷ sum of stage spans, worst run) | "
           f"{pct(diar_worst)} | {verdict(diar_worst <= 0.10)} |")

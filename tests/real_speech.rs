@@ -167,7 +167,7 @@ fn a_real_voice_on_a_phone_line_is_transcribed_and_stays_one_speaker() {
         if seconds >= 90.0 {
             break;
         }
-        // 16-bit mono at 8 kHz: 16,000 bytes a second after the 44-byte header.
+        // 16-bit mono at 8 kHz: 16,000 bytes a second (the 44-byte header is noise here).
         seconds += std::fs::metadata(&wav).unwrap().len() as f64 / 16_000.0 + 0.5;
         list += &format!("file '{}'\nfile '{}'\n", wav.display(), silence.display());
         reference.push(text);
