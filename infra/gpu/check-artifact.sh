@@ -14,7 +14,7 @@ tar -xzf "$artifact" -C "$root"
 cd "$root"
 sha256sum --check --quiet MANIFEST
 for path in bin/gpu-runner bin/ecg models/ggml-base-q8_0.bin models/silero_vad.onnx \
-  models/speaker_encoder.onnx models/libonnxruntime.so infra/gpu/user-data.sh \
+  models/speaker_campplus.onnx models/speaker_encoder.onnx models/libonnxruntime.so infra/gpu/user-data.sh \
   infra/gpu/gpu-runner.service infra/gpu/cloudwatch-agent.json; do
   [[ -e $path ]] || { echo "check-artifact: $path is missing" >&2; exit 1; }
 done

@@ -5,7 +5,7 @@
 #   lib/                      every library they link that an instance lacks (cudart, cuBLAS
 #                             from the wheels; libopus)
 #   models/                   `make models`' default Whisper model, Silero VAD, the speaker
-#                             encoder and libonnxruntime (loaded from here at run time)
+#                             models (CAM++, GE2E) and libonnxruntime (loaded from here at run time)
 #   infra/gpu/                user-data.sh, gpu-runner.service, cloudwatch-agent.json
 #   MANIFEST                  sha256 of every file
 #
@@ -41,7 +41,7 @@ LD_LIBRARY_PATH=$toolkit/lib ldd "$stage"/bin/* | awk '$2 == "=>" && $3 ~ /^\// 
 done
 patchelf --set-rpath '$ORIGIN/../lib' "$stage"/bin/*
 
-cp -L "$models"/{ggml-base-q8_0.bin,silero_vad.onnx,speaker_encoder.onnx} "$stage/models/"
+cp -L "$models"/{ggml-base-q8_0.bin,silero_vad.onnx,speaker_campplus.onnx,speaker_encoder.onnx} "$stage/models/"
 ort=$(basename "$(readlink -f "$models/libonnxruntime.so")")
 cp "$models/$ort" "$stage/models/"
 ln -s "$ort" "$stage/models/libonnxruntime.so"

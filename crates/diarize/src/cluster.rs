@@ -47,11 +47,6 @@ const MAX_SAMPLE: usize = 600;
 /// counts hold from 0.5 to 0.6, split meeting participants below 0.5 (their scores sit lower)
 /// and split a lone voice above 0.6.
 const SAME_SPEAKER_SCORE: f64 = 0.55;
-/// How much lower the merge threshold is per 1/windows of the two clusters (see [`merge_alike`]):
-/// fitted so that one reader's clusters of 20 to 50 windows (0.89 to 0.90 alike) and one meeting
-/// participant's clusters of 5 to 30 (0.86 to 0.90) merge, and two women's clusters of 40 to 110
-/// windows (0.83 to 0.87) do not.
-const FEW_WINDOWS_LENIENCY: f32 = 0.2;
 /// The fewest windows (at the 0.5 s default hop: about 2.5 s of speech) that make a speaker.
 const MIN_SPEAKER_WINDOWS: usize = 3;
 /// The smallest share of the windows that makes a speaker in longer recordings, where a few
@@ -66,6 +61,17 @@ const MIN_NEIGHBOURS: usize = 5;
 const PRUNING: [f64; 10] = [0.05, 0.1, 0.15, 0.2, 0.25, 0.3, 0.35, 0.4, 0.45, 0.5];
 /// k-means rounds at most (they stop when nothing moves).
 const KMEANS_ROUNDS: usize = 30;
+
+/// When two clusters are one speaker: calibrated per speaker model, since each model has its own
+/// scale of similarity.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Merging {
+    /// Clusters whose centroids are at least this similar (cosine) are one speaker.
+    pub similarity: f32,
+    /// How much lower the threshold is per 1/windows of the two clusters (see [`merge_alike`]):
+    /// a centroid of few windows carries their noise.
+    pub few_windows_leniency: f32,
+}
 
 /// How many speakers are allowed; `min == max` when the count is given.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -88,13 +94,12 @@ pub struct Clusters {
 }
 
 /// Clusters `points` into a number of speakers within `bounds` (clamped to the number of points).
-/// Without an exact count, speakers whose centroids are more alike than `merge_similarity` are
-/// one. `shares_audio(i, j)` says whether points `i` and `j` were embedded from overlapping audio.
+/// Without an exact count, speakers whose centroids are as alike as `merging` says are one. `shares_audio(i, j)` says whether points `i` and `j` were embedded from overlapping audio.
 pub fn cluster(
     points: &[Embedding],
     shares_audio: &dyn Fn(usize, usize) -> bool,
     bounds: Bounds,
-    merge_similarity: f32,
+    merging: Merging,
 ) -> Clusters {
     let n = points.len();
     let max = bounds.max.clamp(1, n.max(1));
@@ -140,11 +145,11 @@ pub fn cluster(
         bounds.min,
         min_speaker_windows(sample.len()) * step,
     );
-    merge_alike(points, &mut structured, bounds.min, merge_similarity);
+    merge_alike(points, &mut structured, bounds.min, merging);
     if structured.centroids.len() > 1 {
         return structured;
     }
-    let counted = count_speakers(points, &sample, &sample_shares, step, merge_similarity);
+    let counted = count_speakers(points, &sample, &sample_shares, step, merging);
     let k = counted.centroids.len();
     if !(bounds.min..=bounds.max).contains(&k) {
         return spectral_partition(exactly(k.clamp(bounds.min, bounds.max)));
@@ -168,7 +173,7 @@ fn count_speakers(
     sample: &[Embedding],
     shares_audio: &dyn Fn(usize, usize) -> bool,
     step: usize,
-    merge_similarity: f32,
+    merging: Merging,
 ) -> Clusters {
     let m = sample.len();
     let scores = normalised_scores(sample, shares_audio);
@@ -220,7 +225,7 @@ fn count_speakers(
     let all_labels = points.iter().map(|e| nearest(&seeds, e)).collect();
     let mut clusters = refine(points, all_labels, seeds.len());
     dissolve_small(points, &mut clusters, 1, min_windows * step);
-    merge_alike(points, &mut clusters, 1, merge_similarity);
+    merge_alike(points, &mut clusters, 1, merging);
     clusters
 }
 
@@ -514,12 +519,13 @@ fn keep_every_cluster(points: &[Embedding], labels: &mut [usize], k: usize) {
     }
 }
 
-/// Merges the most alike pair of clusters while their centroids' similarity reaches `threshold`,
-/// lowered for small clusters, and more than `min` clusters remain. A centroid of few windows
-/// carries their noise, about 1/windows of it: one voice's centroids of a few windows each score
-/// 0.82 to 0.90 on the meeting excerpts where centroids of hundreds score 0.92 to 0.98, so the
-/// threshold drops by [`FEW_WINDOWS_LENIENCY`] × (1/a + 1/b) for clusters of a and b windows.
-fn merge_alike(points: &[Embedding], clusters: &mut Clusters, min: usize, threshold: f32) {
+/// Merges the most alike pair of clusters while their centroids' similarity reaches the merging
+/// threshold, lowered for small clusters, and more than `min` clusters remain. A centroid of few
+/// windows carries their noise, about 1/windows of it (with GE2E, one voice's centroids of a few
+/// windows each score 0.82 to 0.90 on the meeting excerpts where centroids of hundreds score 0.92
+/// to 0.98), so the threshold drops by the leniency × (1/a + 1/b) for clusters of a and b
+/// windows.
+fn merge_alike(points: &[Embedding], clusters: &mut Clusters, min: usize, merging: Merging) {
     loop {
         let k = clusters.centroids.len();
         if k <= min {
@@ -529,7 +535,7 @@ fn merge_alike(points: &[Embedding], clusters: &mut Clusters, min: usize, thresh
         let margin = |a: usize, b: usize| {
             let noise = 1.0 / sizes[a].max(1) as f32 + 1.0 / sizes[b].max(1) as f32;
             let c = &clusters.centroids;
-            similarity(&c[a], &c[b]) - (threshold - FEW_WINDOWS_LENIENCY * noise)
+            similarity(&c[a], &c[b]) - (merging.similarity - merging.few_windows_leniency * noise)
         };
         let Some((a, b, margin)) = (0..k)
             .flat_map(|a| (a + 1..k).map(move |b| (a, b)))
@@ -599,9 +605,9 @@ mod tests {
         false
     }
 
-    /// The stage's default merge threshold.
-    fn merge() -> f32 {
-        crate::DiarizeConfig::default().merge_similarity
+    /// The GE2E encoder's calibration.
+    fn merge() -> Merging {
+        crate::Calibration::GE2E.merging
     }
 
     fn count(points: &[Embedding], bounds: Bounds) -> usize {

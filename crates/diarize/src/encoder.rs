@@ -4,7 +4,8 @@
 //! The input layout is read from the model's first input:
 //! - 40 features a frame, `[batch, frames, 40]`: the GE2E encoder that `make models` converts
 //!   from Resemblyzer (`speaker_encoder.onnx`), fed Resemblyzer's power mel ([`crate::mel`]);
-//! - 80 features a frame, `[batch, frames, 80]` (WeSpeaker, 3D-Speaker exports) or
+//! - 80 features a frame, `[batch, frames, 80]` (CAM++ as `make models` converts it,
+//!   `speaker_campplus.onnx`, and other WeSpeaker, 3D-Speaker exports) or
 //!   `[batch, 80, frames]` (NeMo-style): Kaldi log-mel fbank ([`crate::fbank`]), mean-normalised
 //!   over each window as those recipes do.
 //!

@@ -6,16 +6,17 @@
 //! 1. computes the speaker model's features: Resemblyzer's power mel ([`mel`]) for the GE2E
 //!    encoder, Kaldi's log-mel fbank ([`fbank`]) for 80-band models,
 //! 2. embeds 1.6 s windows every `hop` (shorter regions as one shorter window) with the speaker
-//!    model, run in batches through ONNX Runtime ([`encoder`]): by default the GE2E encoder
-//!    `speaker_encoder.onnx`, or any standard speaker-embedding ONNX model `ECG_SPEAKER_MODEL`
-//!    names,
+//!    model, run in batches through ONNX Runtime ([`encoder`]): by default CAM++
+//!    (`speaker_campplus.onnx`), or Resemblyzer's GE2E encoder (`speaker_encoder.onnx`), or any
+//!    standard speaker-embedding ONNX model `ECG_SPEAKER_MODEL` names,
 //! 3. clusters the windows: spectral clustering with an eigengap rule where voices form clear
 //!    groups, else a count from score-normalised agglomerative clustering ([`mod@cluster`]),
 //! 4. labels every 10 ms frame by the windows around it, absorbs too-short turns and moves each
 //!    change of speaker to the nearest pause ([`turns`]).
 //!
-//! The encoder is converted from Resemblyzer's weights by `infra/models/speaker_encoder.py`
-//! (`make models`); ONNX Runtime is the process's one environment from [`ecg_models`].
+//! Both models are converted to ONNX by `make models` (`infra/models/campplus.py`,
+//! `infra/models/speaker_encoder.py`); each has its own [`Calibration`]. ONNX Runtime is the
+//! process's one environment from [`ecg_models`].
 //! Pure computation on local samples and files: nothing here speaks HTTP or knows of AWS.
 
 pub mod cluster;
@@ -34,7 +35,7 @@ use ecg_core::stages::{Diarizer, SpeakerTurn};
 use ecg_models::model_dir;
 use serde::{Deserialize, Serialize};
 
-use crate::cluster::{Bounds, Clusters, cluster};
+use crate::cluster::{Bounds, Clusters, Merging, cluster};
 use crate::encoder::{Embedding, Features, SpeakerEncoder};
 use crate::fbank::FbankFrontend;
 use crate::mel::MelFrontend;
@@ -44,31 +45,76 @@ use crate::turns::{FRAME_S, Refinement, Region, Window};
 pub const WINDOW_FRAMES: usize = 160;
 /// Frames a window needs to help shape the speakers' clusters (0.5 s).
 const MIN_CLUSTERED_FRAMES: usize = 50;
-/// The file `make models` provisions in the model directory.
-const MODEL_FILE: &str = "speaker_encoder.onnx";
+/// The default model's file, which `make models` provisions in the model directory.
+const MODEL_FILE: &str = "speaker_campplus.onnx";
+
+/// A speaker model's settings for telling voices apart, measured on real voices (the AMI meeting
+/// excerpts of `make testdata`, wideband and over a phone line, and seven readers of telephone
+/// prompts, alone and in pairs).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Calibration {
+    /// Milliseconds between window starts.
+    pub hop_ms: u32,
+    pub merging: Merging,
+}
+
+impl Calibration {
+    /// CAM++ (3D-Speaker, 192 dimensions), and the default for every 80-band fbank model. One
+    /// reader's 30-second stretches split by 2-means score 0.72 to 0.92 (median 0.85), two women
+    /// in turns 0.38 (median; highest 0.79); 1.6 s windows of one voice score about 0.5 where
+    /// GE2E's score 0.75, so small clusters' centroids are noisier and the leniency is twice
+    /// GE2E's. A window every second: each costs about 12 ms (GE2E: 2 ms), and one every half
+    /// second found no speaker more on the real recordings.
+    pub const CAMPPLUS: Self = Self {
+        hop_ms: 1000,
+        merging: Merging {
+            similarity: 0.75,
+            few_windows_leniency: 0.4,
+        },
+    };
+    /// Resemblyzer's GE2E encoder. One reader's clusters of fifty to hundreds of windows score
+    /// 0.89 to 0.98 (eight minutes of one woman: 0.915 at the lowest), two women in a telephone
+    /// conversation 0.54 to 0.87 (the closest pair, 0.867 and 0.866 in two conversations, was one
+    /// speaker at 0.86). The leniency is fitted so that one reader's clusters of 20 to 50 windows
+    /// (0.89 to 0.90 alike) and one meeting participant's clusters of 5 to 30 (0.86 to 0.90)
+    /// merge, and two women's clusters of 40 to 110 windows (0.83 to 0.87) do not.
+    pub const GE2E: Self = Self {
+        hop_ms: 500,
+        merging: Merging {
+            similarity: 0.89,
+            few_windows_leniency: 0.2,
+        },
+    };
+
+    fn of(features: Features) -> Self {
+        match features {
+            Features::Ge2eMel => Self::GE2E,
+            Features::Fbank => Self::CAMPPLUS,
+        }
+    }
+}
 
 /// How speakers are told apart.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(default)]
 pub struct DiarizeConfig {
-    /// The speaker-embedding ONNX model: `<model dir>/speaker_encoder.onnx` (GE2E) by default,
-    /// or a standard export taking 80-band log-mel fbank, `[batch, frames, 80]` or
-    /// `[batch, 80, frames]`, and returning `[batch, dim]`.
+    /// The speaker-embedding ONNX model: `<model dir>/speaker_campplus.onnx` (CAM++) by default,
+    /// `<model dir>/speaker_encoder.onnx` (GE2E), or a standard export taking 80-band log-mel
+    /// fbank, `[batch, frames, 80]` or `[batch, 80, frames]`, and returning `[batch, dim]`.
     pub model: Option<PathBuf>,
     /// ONNX Runtime threads for the encoder.
     pub threads: usize,
     /// Windows per encoder run: larger batches use the CPU better, up to a point.
     pub batch: usize,
-    /// Milliseconds between the starts of consecutive 1.6 s windows (100 to 1600).
-    pub hop_ms: u32,
+    /// Milliseconds between the starts of consecutive 1.6 s windows (100 to 1600); by default
+    /// the model's [`Calibration`].
+    pub hop_ms: Option<u32>,
     /// The most speakers found when the request gives no count or maximum.
     pub max_speakers: usize,
     /// Clusters whose centroids are at least this similar (cosine; lower for clusters of few
-    /// windows, see [`cluster::cluster`]) are one speaker. Calibrated on this encoder with real
-    /// voices: one reader's clusters of fifty to hundreds of windows score 0.89 to 0.98 (eight
-    /// minutes of one woman: 0.915 at the lowest), two women in a telephone conversation 0.54 to
-    /// 0.87 (the closest pair, 0.867 and 0.866 in two conversations, was one speaker at 0.86).
-    pub merge_similarity: f32,
+    /// windows, see [`cluster::cluster`]) are one speaker; by default the model's
+    /// [`Calibration`]. A model other than the two `make models` provides has its own scale.
+    pub merge_similarity: Option<f32>,
     /// Shorter turns are absorbed by a neighbour (a speaker's only turn is kept).
     pub min_turn_ms: u32,
     /// How far a change of speaker may move to reach a pause.
@@ -81,9 +127,9 @@ impl Default for DiarizeConfig {
             model: None,
             threads: 2,
             batch: 32,
-            hop_ms: 500,
+            hop_ms: None,
             max_speakers: 10,
-            merge_similarity: 0.89,
+            merge_similarity: None,
             min_turn_ms: 500,
             snap_ms: 400,
         }
@@ -98,11 +144,6 @@ impl DiarizeConfig {
             .filter(|p| !p.as_os_str().is_empty())
             .unwrap_or_else(|| model_dir().join(MODEL_FILE))
     }
-
-    /// Frames between window starts (the hop is at most a window).
-    fn hop_frames(&self) -> usize {
-        ms_to_frames(self.hop_ms).clamp(1, WINDOW_FRAMES)
-    }
 }
 
 fn ms_to_frames(ms: u32) -> usize {
@@ -115,6 +156,9 @@ pub struct SpeakerDiarizer {
     mel: MelFrontend,
     fbank: FbankFrontend,
     config: DiarizeConfig,
+    /// Frames between window starts (the hop is at most a window).
+    hop_frames: usize,
+    merging: Merging,
 }
 
 impl SpeakerDiarizer {
@@ -126,11 +170,22 @@ impl SpeakerDiarizer {
                 path.display()
             )));
         }
+        let encoder = SpeakerEncoder::load(&path, config.threads, config.batch)?;
+        let calibration = Calibration::of(encoder.features());
+        let hop_ms = config.hop_ms.unwrap_or(calibration.hop_ms);
+        let merging = Merging {
+            similarity: config
+                .merge_similarity
+                .unwrap_or(calibration.merging.similarity),
+            ..calibration.merging
+        };
         Ok(Self {
-            encoder: SpeakerEncoder::load(&path, config.threads, config.batch)?,
+            encoder,
             mel: MelFrontend::new(),
             fbank: FbankFrontend::new(),
             config,
+            hop_frames: ms_to_frames(hop_ms).clamp(1, WINDOW_FRAMES),
+            merging,
         })
     }
 
@@ -197,7 +252,7 @@ impl SpeakerDiarizer {
     fn cut(&self, audio: &Audio, spans: &[TimeSpan]) -> Cut {
         // Resemblyzer normalises the loudness of the speech it embeds, so measure the speech only.
         let gain = mel::volume_gain(spans.iter().map(|&s| audio.slice(s)));
-        let hop = self.config.hop_frames();
+        let hop = self.hop_frames;
         let bands = self.encoder.features().bands();
         let mut cut = Cut {
             regions: Vec::with_capacity(spans.len()),
@@ -262,12 +317,7 @@ impl SpeakerDiarizer {
             .collect();
         let points: Vec<Embedding> = clustered.iter().map(|w| w.embedding.clone()).collect();
         let shares_audio = |i: usize, j: usize| clustered[i].overlaps(clustered[j]);
-        cluster(
-            &points,
-            &shares_audio,
-            self.bounds(hint),
-            self.config.merge_similarity,
-        )
+        cluster(&points, &shares_audio, self.bounds(hint), self.merging)
     }
 }
 

@@ -167,10 +167,12 @@ fn score_meetings(label: &str, channel: fn(&Audio) -> Audio) -> MeetingScores {
 fn ami_meeting_excerpts() {
     let scores = score_meetings("wideband", Audio::clone);
     assert_eq!(scores.over_counted, 0, "more speakers than the excerpt has");
-    // Six of eight are right and confusion is 3.3 %: one wrong count more, or 6 % confusion, is
-    // a regression (the floor: most counts right, confusion ≤ 10 %).
+    // With CAM++ four of eight are right and confusion is 2.7 % (GE2E, calibrated on these very
+    // excerpts: six, 3.3 %). The misses are a third speaker of a few seconds merged (trn00,
+    // trn04, trn08) and a minor voice of 1–2 s counted (trn05). A wrong count more, or 6 %
+    // confusion, is a regression.
     assert!(
-        scores.right + 1 >= 6,
+        scores.right >= 4,
         "speaker count right on only {} of {}",
         scores.right,
         scores.countable
@@ -188,23 +190,21 @@ fn ami_meeting_excerpts() {
 }
 
 /// The same meetings as a telephone line carries them (300–3400 Hz), as when a room dials in.
-/// What a phone line costs, measured: 3 of 8 counts right (6 wideband), confusion 3.9 % (4.0 %
-/// wideband), and 12.2 % of what one person says alone missed (9.3 % wideband). The speaker
-/// encoder was trained on wideband speech: without the band above 4 kHz, different people's
-/// windows score closer (by 0.03–0.07 on these excerpts) while one person's do not. Silero VAD
-/// leans on the band below 300 Hz: cut, quiet far speech scores lower (with its usual thresholds,
+/// Measured with CAM++: 4 of 8 counts right, as wideband (GE2E: 3), confusion 2.4 % (GE2E:
+/// 3.9 %), and 12.2 % of what one person says alone missed (9.3 % wideband). Silero VAD leans on
+/// the band below 300 Hz: cut, quiet far speech scores lower (with its usual thresholds,
 /// 0.5/0.35, 18.7 % is missed; its own 8 kHz mode misses more).
 #[test]
 fn ami_meeting_excerpts_over_a_telephone_line() {
     let scores = score_meetings("telephone band", telephone_band);
     assert_eq!(scores.over_counted, 0, "more speakers than the excerpt has");
     assert!(
-        scores.right >= 3,
+        scores.right >= 4,
         "speaker count right on only {} of {}",
         scores.right,
         scores.countable
     );
-    assert!(scores.confusion <= 0.10, "speaker confusion");
+    assert!(scores.confusion <= 0.06, "speaker confusion");
     assert!(
         scores.solo_missed <= 0.14 * scores.solo,
         "missed {} s of {} s of speech without overlap",
@@ -329,10 +329,10 @@ fn two_women_on_the_telephone() {
 const WOMEN: [&str; 6] = ["allison", "paola", "june", "ivrvoice", "armelle", "july"];
 
 /// Every pair of the six women in two conversations each: two women on one line is the case where
-/// the speaker embedding finds voices most alike. Allison and June's clusters are 0.87 alike, as
-/// alike as a meeting participant's own clusters of a few windows: with a merge threshold of 0.86
-/// both of their conversations came out as one speaker (28 of 30 right). Now 30 of 30, mean DER
-/// 0.9 %, the worst 5.1 %.
+/// the speaker embedding finds voices most alike (with GE2E, Allison and June's clusters are 0.87
+/// alike, as alike as a meeting participant's own clusters of a few windows). With CAM++: 30 of
+/// 30, mean DER 1.0 %, the worst 5.1 % (GE2E: 30 of 30, 0.9 %); at a merge threshold of 0.6
+/// instead of 0.75 one of Allison and June's conversations is one speaker.
 #[test]
 fn every_pair_of_women_on_the_telephone() {
     let mut wrong = Vec::new();

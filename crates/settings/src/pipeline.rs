@@ -124,9 +124,9 @@ impl VadArgs {
 /// Speaker diarization ([`DiarizeConfig`]).
 #[derive(Args, Debug, Clone)]
 pub struct DiarizeArgs {
-    /// The speaker-embedding ONNX model: `<model dir>/speaker_encoder.onnx` (GE2E) by default,
-    /// or a standard export taking 80-band log-mel fbank, `[batch, frames, 80]` or
-    /// `[batch, 80, frames]`, and returning `[batch, dim]`.
+    /// The speaker-embedding ONNX model: `<model dir>/speaker_campplus.onnx` (CAM++) by default,
+    /// `<model dir>/speaker_encoder.onnx` (GE2E), or a standard export taking 80-band log-mel
+    /// fbank, `[batch, frames, 80]` or `[batch, 80, frames]`, and returning `[batch, dim]`.
     #[arg(long, env = "ECG_SPEAKER_MODEL")]
     pub speaker_model: Option<PathBuf>,
     /// ONNX Runtime threads for the encoder.
@@ -135,17 +135,18 @@ pub struct DiarizeArgs {
     /// Windows per encoder run: larger batches use the CPU better, up to a point.
     #[arg(long, env = "ECG_DIARIZE_BATCH", default_value_t = DiarizeConfig::default().batch)]
     pub diarize_batch: usize,
-    /// Milliseconds between the starts of consecutive 1.6 s windows.
-    #[arg(long, env = "ECG_DIARIZE_HOP_MS", default_value_t = DiarizeConfig::default().hop_ms,
-          value_parser = clap::value_parser!(u32).range(100..=1600))]
-    pub diarize_hop_ms: u32,
+    /// Milliseconds between the starts of consecutive 1.6 s windows (default: the speaker
+    /// model's calibration, 1000 for CAM++, 500 for GE2E).
+    #[arg(long, env = "ECG_DIARIZE_HOP_MS", value_parser = clap::value_parser!(u32).range(100..=1600))]
+    pub diarize_hop_ms: Option<u32>,
     /// The most speakers found when the request gives no count or maximum.
     #[arg(long, env = "ECG_DIARIZE_MAX_SPEAKERS", default_value_t = DiarizeConfig::default().max_speakers)]
     pub diarize_max_speakers: usize,
     /// Clusters whose centroids are at least this similar (cosine; lower for clusters of few
-    /// windows) are one speaker.
-    #[arg(long, env = "ECG_DIARIZE_MERGE_SIMILARITY", default_value_t = DiarizeConfig::default().merge_similarity)]
-    pub diarize_merge_similarity: f32,
+    /// windows) are one speaker (default: the speaker model's calibration, 0.75 for CAM++, 0.89
+    /// for GE2E).
+    #[arg(long, env = "ECG_DIARIZE_MERGE_SIMILARITY")]
+    pub diarize_merge_similarity: Option<f32>,
     /// Shorter turns are absorbed by a neighbour (a speaker's only turn is kept).
     #[arg(long, env = "ECG_DIARIZE_MIN_TURN_MS", default_value_t = DiarizeConfig::default().min_turn_ms)]
     pub diarize_min_turn_ms: u32,
@@ -380,7 +381,7 @@ mod tests {
         assert_eq!(models.asr.word_timing, WordTiming::Tokens);
         assert_eq!(models.vad.model, Some(PathBuf::from("/m/vad.onnx")));
         assert_eq!(models.diarize.model, Some(PathBuf::from("/m/spk.onnx")));
-        assert_eq!(models.diarize.hop_ms, 250);
+        assert_eq!(models.diarize.hop_ms, Some(250));
         assert_eq!(models.emotion.model, Some(PathBuf::from("/m/ser.onnx")));
         assert_eq!(models.emotion.input, ModelInput::Logmel);
         assert_eq!(models.emotion.labels, None);

@@ -67,7 +67,7 @@ const SENTENCES: [&str; 24] = [
 pub fn require_models() {
     let dir = ecg_models::model_dir();
     for file in [
-        "speaker_encoder.onnx",
+        "speaker_campplus.onnx",
         "silero_vad.onnx",
         "libonnxruntime.so",
     ] {
