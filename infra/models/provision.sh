@@ -47,7 +47,7 @@ flock 9  # one provisioning at a time per MODEL_DIR
 
 # Any change to the pins, the converter or this script invalidates outputs.
 inputs=$(cat "$lock" "$here/ct2_to_ggml.py" "$here/quantize_ggml.py" "$here/speaker_encoder.py" \
-  "$here/campplus.py" "$here/torch_weights.py" "${BASH_SOURCE[0]}" |
+  "$here/campplus.py" "$here/torch_weights.py" "$here/onnx_export.py" "${BASH_SOURCE[0]}" |
   sha256sum | cut -d' ' -f1)
 manifest=$out/MANIFEST
 if [[ -f $manifest && "$(head -n1 "$manifest")" == "# inputs $inputs" ]] &&

@@ -13,33 +13,20 @@ restricted unpickler reads it (see read_legacy). The graph, built with the
     -> Linear(256 -> 256) -> ReLU -> L2 normalisation
     -> embedding [batch, 256]
 """
-import io
-import os
-import sys
-import zipfile
-from pathlib import Path
-
 import numpy as np
-import onnx
 from onnx import TensorProto, helper, numpy_helper
 
-from torch_weights import LEGACY_MAGIC, LEGACY_PROTOCOL, read_legacy  # noqa: F401 (re-exported)
+from onnx_export import checked_model, main
+from torch_weights import (  # noqa: F401 (LEGACY_* re-exported)
+    LEGACY_MAGIC, LEGACY_PROTOCOL, read_legacy, weights_file)
 
 N_MELS, HIDDEN, LAYERS, EMBEDDING = 40, 256, 3, 256
 WHEEL_MEMBER = "resemblyzer/pretrained.pt"
-# Opset 17 keeps ReduceL2's axes an attribute and is well inside what ONNX Runtime runs.
-OPSET = 17
 
 
 def load_weights(source):
     """The encoder's state dict {name: float32 array} from pretrained.pt or the wheel."""
-    source = Path(source)
-    if source.suffix == ".whl":
-        with zipfile.ZipFile(source) as z:
-            f = io.BytesIO(z.read(WHEEL_MEMBER))
-    else:
-        f = io.BytesIO(source.read_bytes())
-    state = read_legacy(f)["model_state"]
+    state = read_legacy(weights_file(source, WHEEL_MEMBER))["model_state"]
     return {k: np.asarray(v, np.float32) for k, v in state.items()}
 
 
@@ -90,21 +77,8 @@ def build_graph(weights):
         [helper.make_tensor_value_info("mels", TensorProto.FLOAT, ["batch", "frames", N_MELS])],
         [helper.make_tensor_value_info("embedding", TensorProto.FLOAT, ["batch", EMBEDDING])],
         inits)
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)],
-                              producer_name="ecg speaker_encoder.py")
-    model.ir_version = 8
-    onnx.checker.check_model(model, full_check=True)
-    return model
-
-
-def convert(source, out_path):
-    model = build_graph(load_weights(source))
-    tmp = f"{out_path}.tmp"
-    onnx.save(model, tmp)
-    os.replace(tmp, out_path)
+    return checked_model(graph, "ecg speaker_encoder.py")
 
 
 if __name__ == "__main__":
-    if len(sys.argv) != 3:
-        sys.exit(__doc__)
-    convert(sys.argv[1], sys.argv[2])
+    main(__doc__, load_weights, build_graph)

