@@ -10,20 +10,21 @@
 //! 2. **No clear structure** (the eigengap says one): voices in one room or on one line can be
 //!    nearly as alike as one voice twice, and then the count comes from average-linkage
 //!    clustering of score-normalised affinities (`normalised_scores`). A raw cosine means
-//!    different things in different recordings (two women on one phone line score 0.8 where a
-//!    man and a woman in a studio score 0.5, and a far microphone lowers every score), so each
-//!    pair's cosine is z-scored against both windows' similarities to the rest of the recording
-//!    (symmetric S-norm), and two groups of windows are one speaker while their average score
-//!    stays above `SAME_SPEAKER_SCORE`. For that count, spectral clustering proposes a second
-//!    partition, and the one with the higher cosine silhouette wins: spectral clustering draws
-//!    better borders between voices that each hold long stretches, the agglomerative grouping
-//!    keeps a speaker who says little.
+//!    different things in different recordings (with GE2E, two women on one phone line score
+//!    0.8 where a man and a woman in a studio score 0.5, and a far microphone lowers every
+//!    score), so each pair's cosine is z-scored against both windows' similarities to the rest
+//!    of the recording (symmetric S-norm), and two groups of windows are one speaker while their
+//!    average score stays above `SAME_SPEAKER_SCORE`. For that count, spectral clustering
+//!    proposes a second partition, and the one with the higher cosine silhouette wins: spectral
+//!    clustering draws better borders between voices that each hold long stretches, the
+//!    agglomerative grouping keeps a speaker who says little.
 //!
 //! In both tiers groups of fewer than `MIN_SPEAKER_WINDOWS` windows or `MIN_SPEAKER_SHARE`
 //! of them are no speaker (a laugh, a cough, someone else's one word): their windows go to the
 //! nearest speaker. Speakers whose centroids are more alike than the calibrated merge similarity
-//! are one (a lone voice split by either tier). On the AMI training excerpts the second tier
-//! raises the right counts from 2 to 5 of 8; on real readers the first tier keeps counts exact.
+//! are one (a lone voice split by either tier). With GE2E, on the AMI training excerpts the
+//! second tier raises the right counts from 2 to 5 of 8; on real readers the first tier keeps
+//! counts exact. With CAM++ the first tier decides on every real recording we have.
 //!
 //! Windows that share audio (overlapping windows of one region) are alike because they hear the
 //! same sound, not only the same voice. They are left out of each window's score statistics and
@@ -47,7 +48,8 @@ const MAX_SAMPLE: usize = 600;
 /// counts hold from 0.5 to 0.6, split meeting participants below 0.5 (their scores sit lower)
 /// and split a lone voice above 0.6.
 const SAME_SPEAKER_SCORE: f64 = 0.55;
-/// The fewest windows (at the 0.5 s default hop: about 2.5 s of speech) that make a speaker.
+/// The fewest windows that make a speaker: about 2.5 s of speech at GE2E's hop of 0.5 s, 3.6 s at
+/// CAM++'s 1 s.
 const MIN_SPEAKER_WINDOWS: usize = 3;
 /// The smallest share of the windows that makes a speaker in longer recordings, where a few
 /// windows of a voice's odd moments (a laugh, a raised voice) would otherwise stand alone.
@@ -94,7 +96,8 @@ pub struct Clusters {
 }
 
 /// Clusters `points` into a number of speakers within `bounds` (clamped to the number of points).
-/// Without an exact count, speakers whose centroids are as alike as `merging` says are one. `shares_audio(i, j)` says whether points `i` and `j` were embedded from overlapping audio.
+/// Without an exact count, speakers whose centroids are as alike as `merging` says are one.
+/// `shares_audio(i, j)` says whether points `i` and `j` were embedded from overlapping audio.
 pub fn cluster(
     points: &[Embedding],
     shares_audio: &dyn Fn(usize, usize) -> bool,
