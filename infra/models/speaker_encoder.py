@@ -5,7 +5,7 @@ Usage: speaker_encoder.py SOURCE OUT.onnx
   SOURCE is `pretrained.pt`, or the Resemblyzer wheel that holds it.
 
 The weights are a legacy (pre-1.6, non-zip) PyTorch pickle; a small
-restricted unpickler reads it (see read_legacy). The graph, built with the
+restricted unpickler reads it (torch_weights.read_legacy). The graph, built with the
 `onnx` package, is Resemblyzer's VoiceEncoder.forward:
 
   mels [batch, frames, 40] (power mel, 160 frames = 1.6 s)
@@ -17,8 +17,7 @@ import numpy as np
 from onnx import TensorProto, helper, numpy_helper
 
 from onnx_export import checked_model, main
-from torch_weights import (  # noqa: F401 (LEGACY_* re-exported)
-    LEGACY_MAGIC, LEGACY_PROTOCOL, read_legacy, weights_file)
+from torch_weights import read_legacy, weights_file
 
 N_MELS, HIDDEN, LAYERS, EMBEDDING = 40, 256, 3, 256
 WHEEL_MEMBER = "resemblyzer/pretrained.pt"

@@ -12,6 +12,7 @@ import pytest
 from onnx.reference import ReferenceEvaluator
 
 import speaker_encoder as enc
+import torch_weights
 from conftest import wheel_weights
 
 WHEEL = "Resemblyzer-0.1.4-py3-none-any.whl"
@@ -134,7 +135,7 @@ def legacy_file(tensors, extra_global=None):
     for key, flat in storages:  # element counts are known only once storages are shared
         pickled = pickled.replace(b"%SIZE" + key.encode() + b"%", Op.int(flat.size))
     out = io.BytesIO()
-    for header in (enc.LEGACY_MAGIC, enc.LEGACY_PROTOCOL, {"little_endian": True}):
+    for header in (torch_weights.LEGACY_MAGIC, torch_weights.LEGACY_PROTOCOL, {"little_endian": True}):
         pickle.dump(header, out, protocol=2)
     out.write(pickled)
     pickle.dump([key for key, _ in storages], out, protocol=2)
@@ -148,7 +149,7 @@ def test_reads_a_synthetic_legacy_file():
     tensors = {"a": rng.standard_normal((4, 3)).astype(np.float32),
                "b": rng.standard_normal((5,)).astype(np.float32),
                "c": rng.standard_normal((2, 2, 2)).astype(np.float32)}
-    state = enc.read_legacy(io.BytesIO(legacy_file(tensors)))["model_state"]
+    state = torch_weights.read_legacy(io.BytesIO(legacy_file(tensors)))["model_state"]
     assert list(state) == list(tensors)
     for name, arr in tensors.items():
         np.testing.assert_array_equal(state[name], arr)
@@ -157,11 +158,11 @@ def test_reads_a_synthetic_legacy_file():
 def test_refuses_foreign_globals_and_truncation():
     tensors = {"a": np.ones((2, 2), np.float32)}
     with pytest.raises(pickle.UnpicklingError, match="refusing global os.system"):
-        enc.read_legacy(io.BytesIO(legacy_file(tensors, extra_global=("os", "system"))))
+        torch_weights.read_legacy(io.BytesIO(legacy_file(tensors, extra_global=("os", "system"))))
     with pytest.raises(ValueError, match="truncated"):
-        enc.read_legacy(io.BytesIO(legacy_file(tensors)[:-4]))
+        torch_weights.read_legacy(io.BytesIO(legacy_file(tensors)[:-4]))
     with pytest.raises(ValueError, match="magic"):
-        enc.read_legacy(io.BytesIO(pickle.dumps(1234, protocol=2)))
+        torch_weights.read_legacy(io.BytesIO(pickle.dumps(1234, protocol=2)))
 
 
 # ------------------------------------------------- the real weights
