@@ -9,15 +9,23 @@ The weights are 3D-Speaker's CAM++ trained on Chinese and English speech
 PyTorch state dict read by torch_weights.read_zip. The graph, built with the
 `onnx` package, is 3D-Speaker's CAMPPlus.forward (feat_dim 80, embedding 192):
 
-  fbank [batch, frames, 80] (Kaldi log-mel fbank, mean-normalised per window)
+  fbank [chunks, frames, 80] (Kaldi log-mel fbank, mean-normalised)
     -> FCM head: 2-D convolutions and residual blocks over (band, frame),
        the band axis reduced 8-fold -> [batch, 320, frames]
     -> TDNN (kernel 5, stride 2) -> three densely connected blocks of
        context-aware masked TDNN layers (12, 24, 16 layers), each followed by
        a transition layer halving the channels
-    -> mean and (unbiased) standard deviation over time -> dense layer and a
-       batch norm without affine terms
-    -> embedding [batch, 192]
+    -> per window, the mean and (unbiased) standard deviation of the frames
+       `pooling` selects -> dense layer and a batch norm without affine terms
+    -> embedding [windows, 192]
+
+`pooling [windows, chunks, frames]` holds 0 or 1 for each window and input
+frame: which of the chunks' frames the window pools (after the TDNN layer's
+stride, frame i of a chunk stands for its input frame 2i, so only even input
+frames count). A window may take frames from several chunks, so a speech
+region runs through the network once, in chunks, and its overlapping windows
+are pooled from the shared frames; with `pooling` all ones on its own chunk, a
+window is 3D-Speaker's embedding of that chunk.
 
 Batch norms run in inference mode (their running statistics).
 """
@@ -107,36 +115,49 @@ def _head(g, x):
     return g.op("Reshape", [x, g.ints(0, channels, -1)])
 
 
-def _segment_means(g, x):
-    """Each frame's 100-frame segment mean (the last segment averages what it has)."""
-    seg = g.op("AveragePool", [x], kernel_shape=[SEGMENT], strides=[SEGMENT], ceil_mode=1,
-               count_include_pad=0)
-    seg = g.op("Expand", [g.op("Unsqueeze", [seg, g.ints(3)]), g.ints(1, 1, 1, SEGMENT)])
-    seg = g.op("Reshape", [seg, g.ints(0, 0, -1)])
-    frames = g.op("Shape", [x], start=2, end=3)
-    return g.op("Slice", [seg, g.ints(0), frames, g.ints(2)])
+def _per_frame(g, segments, like):
+    """Each frame's 100-frame segment's value: [batch, channels, segments] spread over the frames
+    of `like` ([batch, any, frames])."""
+    spread = g.op("Expand", [g.op("Unsqueeze", [segments, g.ints(3)]), g.ints(1, 1, 1, SEGMENT)])
+    spread = g.op("Reshape", [spread, g.ints(0, 0, -1)])
+    frames = g.op("Shape", [like], start=2, end=3)
+    return g.op("Slice", [spread, g.ints(0), frames, g.ints(2)])
 
 
 def _dense_layer(g, x, p, dilation):
-    """One CAM dense TDNN layer: its 32 new channels, masked by their context."""
+    """One CAM dense TDNN layer: its 32 new channels, masked by their context. The context (the
+    mean over all frames plus the mean of each 100-frame segment; the last segment averages what
+    it has) is one value per segment, so the mask is computed per segment and then spread over
+    its frames."""
     h = g.conv(g.relu(g.batch_norm(x, f"{p}.nonlinear1.batchnorm")), f"{p}.linear1")
     h = g.relu(g.batch_norm(h, f"{p}.nonlinear2.batchnorm"))
     local = g.conv(h, f"{p}.cam_layer.linear_local", padding=dilation, dilation=dilation)
-    context = g.op("Add", [g.op("ReduceMean", [h], axes=[2], keepdims=1), _segment_means(g, h)])
+    segments = g.op("AveragePool", [h], kernel_shape=[SEGMENT], strides=[SEGMENT], ceil_mode=1,
+                    count_include_pad=0)
+    context = g.op("Add", [g.op("ReduceMean", [h], axes=[2], keepdims=1), segments])
     mask = g.relu(g.conv(context, f"{p}.cam_layer.linear1", bias=True))
     mask = g.op("Sigmoid", [g.conv(mask, f"{p}.cam_layer.linear2", bias=True)])
-    return g.op("Mul", [local, mask])
+    return g.op("Mul", [local, _per_frame(g, mask, h)])
 
 
-def _statistics(g, x):
-    """[batch, channels, frames] -> [batch, 2 * channels]: mean and unbiased deviation."""
-    mean = g.op("ReduceMean", [x], axes=[2], keepdims=1)
-    deviation = g.op("Sub", [x, mean])
-    squares = g.op("ReduceSum", [g.op("Mul", [deviation, deviation]), g.ints(2)], keepdims=0)
-    frames = g.op("Cast", [g.op("Shape", [x], start=2, end=3)], to=TensorProto.FLOAT)
-    one = g.const(np.array([1.0], np.float32))
-    variance = g.op("Div", [squares, g.op("Max", [g.op("Sub", [frames, one]), one])])
-    return g.op("Concat", [g.op("Squeeze", [mean, g.ints(2)]), g.op("Sqrt", [variance])], axis=1)
+def _pooled_statistics(g, x):
+    """[chunks, channels, frames / 2] -> [windows, 2 * channels]: the mean and unbiased deviation
+    of each window's frames (in double precision: sums of squares over many frames)."""
+    channels = g.op("Shape", [x], start=1, end=2)
+    frames = g.op("Reshape", [g.op("Transpose", [x], perm=[0, 2, 1]),
+                              g.op("Concat", [g.ints(-1), channels], axis=0)])
+    frames = g.op("Cast", [frames], to=TensorProto.DOUBLE)
+    # Frame i of a chunk is input frame 2i.
+    chosen = g.op("Slice", ["pooling", g.ints(0), g.ints(2**62), g.ints(2), g.ints(2)])
+    chosen = g.op("Cast", [g.op("Reshape", [chosen, g.ints(0, -1)])], to=TensorProto.DOUBLE)
+    one = g.const(np.array([1.0], np.float64))
+    count = g.op("Max", [g.op("ReduceSum", [chosen, g.ints(1)], keepdims=1), one])
+    mean = g.op("Div", [g.op("MatMul", [chosen, frames]), count])
+    squares = g.op("MatMul", [chosen, g.op("Mul", [frames, frames])])
+    spread = g.op("Sub", [squares, g.op("Mul", [count, g.op("Mul", [mean, mean])])])
+    variance = g.op("Div", [g.op("Relu", [spread]), g.op("Max", [g.op("Sub", [count, one]), one])])
+    stats = g.op("Concat", [mean, g.op("Sqrt", [variance])], axis=1)
+    return g.op("Cast", [stats], to=TensorProto.FLOAT)
 
 
 def build_graph(weights):
@@ -153,14 +174,16 @@ def build_graph(weights):
         p = f"xvector.transit{b}"
         x = g.conv(g.relu(g.batch_norm(x, f"{p}.nonlinear.batchnorm")), f"{p}.linear")
     x = g.relu(g.batch_norm(x, "xvector.out_nonlinear.batchnorm"))
-    e = g.conv(g.op("Unsqueeze", [_statistics(g, x), g.ints(2)]), "xvector.dense.linear")
+    e = g.conv(g.op("Unsqueeze", [_pooled_statistics(g, x), g.ints(2)]), "xvector.dense.linear")
     e = g.batch_norm(g.op("Squeeze", [e, g.ints(2)]), "xvector.dense.nonlinear.batchnorm",
                      affine=False)
     g.nodes.append(helper.make_node("Identity", [e], ["embedding"]))
     graph = helper.make_graph(
         g.nodes, "campplus_speaker_embedding",
-        [helper.make_tensor_value_info("fbank", TensorProto.FLOAT, ["batch", "frames", N_BANDS])],
-        [helper.make_tensor_value_info("embedding", TensorProto.FLOAT, ["batch", EMBEDDING])],
+        [helper.make_tensor_value_info("fbank", TensorProto.FLOAT, ["chunks", "frames", N_BANDS]),
+         helper.make_tensor_value_info("pooling", TensorProto.FLOAT,
+                                       ["windows", "chunks", "frames"])],
+        [helper.make_tensor_value_info("embedding", TensorProto.FLOAT, ["windows", EMBEDDING])],
         g.inits)
     return checked_model(graph, "ecg campplus.py")
 

@@ -6,9 +6,11 @@
 //! 1. computes the speaker model's features: Resemblyzer's power mel ([`mel`]) for the GE2E
 //!    encoder, Kaldi's log-mel fbank ([`fbank`]) for 80-band models,
 //! 2. embeds 1.6 s windows every `hop` (shorter regions as one shorter window) with the speaker
-//!    model, run in batches through ONNX Runtime ([`encoder`]): by default CAM++
-//!    (`speaker_campplus.onnx`), or Resemblyzer's GE2E encoder (`speaker_encoder.onnx`), or any
-//!    standard speaker-embedding ONNX model `ECG_SPEAKER_MODEL` names,
+//!    model through ONNX Runtime ([`encoder`]): by default CAM++ (`speaker_campplus.onnx`), which
+//!    runs each region once in chunks of up to 8 s and pools every window from the frames it
+//!    covers, or Resemblyzer's GE2E encoder (`speaker_encoder.onnx`), or any standard
+//!    speaker-embedding ONNX model `ECG_SPEAKER_MODEL` names, which embed each window on its own,
+//!    in batches,
 //! 3. clusters the windows: spectral clustering with an eigengap rule where voices form clear
 //!    groups, else a count from score-normalised agglomerative clustering ([`mod@cluster`]),
 //! 4. labels every 10 ms frame by the windows around it, absorbs too-short turns and moves each
@@ -36,7 +38,7 @@ use ecg_models::model_dir;
 use serde::{Deserialize, Serialize};
 
 use crate::cluster::{Bounds, Clusters, Merging, cluster};
-use crate::encoder::{Embedding, Features, SpeakerEncoder};
+use crate::encoder::{Embedding, Features, RegionWindows, SpeakerEncoder};
 use crate::fbank::FbankFrontend;
 use crate::mel::MelFrontend;
 use crate::turns::{FRAME_S, Refinement, Region, Window};
@@ -63,9 +65,9 @@ impl Calibration {
     /// reader's 30-second stretches split by 2-means score 0.72 to 0.92 (median 0.85), two women
     /// in turns 0.38 (median; highest 0.79); 1.6 s windows of one voice score about 0.5 where
     /// GE2E's score 0.75, so small clusters' centroids are noisier and the leniency is twice
-    /// GE2E's. A window every second: each costs about 15 ms (GE2E: 2 ms), and one every half
-    /// second counted no better on the meeting excerpts (4 of 8 wideband, 2 of 8 over a phone
-    /// line, against 4 and 4).
+    /// GE2E's. A window every second: windows are pooled from frames computed once, so the hop
+    /// costs nothing, but one every half second counted no better on the meeting excerpts (5 of 8
+    /// wideband, 2 of 8 over a phone line, as with one a second) and split a pair of women.
     pub const CAMPPLUS: Self = Self {
         hop_ms: 1000,
         merging: Merging {
@@ -101,11 +103,13 @@ impl Calibration {
 pub struct DiarizeConfig {
     /// The speaker-embedding ONNX model: `<model dir>/speaker_campplus.onnx` (CAM++) by default,
     /// `<model dir>/speaker_encoder.onnx` (GE2E), or a standard export taking 80-band log-mel
-    /// fbank, `[batch, frames, 80]` or `[batch, 80, frames]`, and returning `[batch, dim]`.
+    /// fbank, `[batch, frames, 80]` or `[batch, 80, frames]`, and returning `[batch, dim]`; a
+    /// second input `pooling [windows, chunks, frames]` says it pools windows over chunks itself.
     pub model: Option<PathBuf>,
     /// ONNX Runtime threads for the encoder.
     pub threads: usize,
-    /// Windows per encoder run: larger batches use the CPU better, up to a point.
+    /// Windows per encoder run (for a model that pools windows, chunks of about as many
+    /// frames): larger batches use the CPU better, up to a point.
     pub batch: usize,
     /// Milliseconds between the starts of consecutive 1.6 s windows (100 to 1600); by default
     /// the model's [`Calibration`].
@@ -241,10 +245,8 @@ impl SpeakerDiarizer {
 struct Cut {
     regions: Vec<Region>,
     windows: Vec<Window>,
-    /// The full windows' feature frames, one window after another.
-    full_mels: Vec<f32>,
-    /// (window index, mel frames) of regions shorter than a window.
-    short: Vec<(usize, Vec<f32>)>,
+    /// Each region's feature frames, row-major `[frames, bands]`.
+    features: Vec<Vec<f32>>,
 }
 
 impl SpeakerDiarizer {
@@ -253,30 +255,25 @@ impl SpeakerDiarizer {
     fn cut(&self, audio: &Audio, spans: &[TimeSpan]) -> Cut {
         // Resemblyzer normalises the loudness of the speech it embeds, so measure the speech only.
         let gain = mel::volume_gain(spans.iter().map(|&s| audio.slice(s)));
-        let hop = self.hop_frames;
-        let bands = self.encoder.features().bands();
         let mut cut = Cut {
             regions: Vec::with_capacity(spans.len()),
             windows: Vec::new(),
-            full_mels: Vec::new(),
-            short: Vec::new(),
+            features: Vec::with_capacity(spans.len()),
         };
         for (r, &span) in spans.iter().enumerate() {
             let first = (span.start_s / FRAME_S).round() as usize;
             let frames = ((span.end_s / FRAME_S).round() as usize)
                 .saturating_sub(first)
                 .max(1);
-            let (feats, energy) = self.features(audio, gain, first, frames);
+            let (features, energy) = self.features(audio, gain, first, frames);
             if frames >= WINDOW_FRAMES {
-                for start in window_starts(frames, hop) {
-                    cut.full_mels
-                        .extend_from_slice(&feats[start * bands..(start + WINDOW_FRAMES) * bands]);
+                for start in window_starts(frames, self.hop_frames) {
                     cut.windows.push(window(r, start, WINDOW_FRAMES));
                 }
             } else {
-                cut.short.push((cut.windows.len(), feats));
                 cut.windows.push(window(r, 0, frames));
             }
+            cut.features.push(features);
             cut.regions.push(Region {
                 span,
                 frames,
@@ -286,22 +283,23 @@ impl SpeakerDiarizer {
         cut
     }
 
-    /// Embeds every window: full windows in batches; each short region alone, at its own length.
+    /// Embeds every window.
     fn embed(&self, cut: &mut Cut) -> Result<(), StageError> {
-        let full = self.encoder.embed(&cut.full_mels, WINDOW_FRAMES)?;
-        for (w, e) in cut
-            .windows
-            .iter_mut()
-            .filter(|w| w.len == WINDOW_FRAMES)
-            .zip(full)
-        {
-            w.embedding = e;
+        let mut requests: Vec<RegionWindows<'_>> = cut
+            .features
+            .iter()
+            .map(|features| RegionWindows {
+                features,
+                windows: Vec::new(),
+            })
+            .collect();
+        for w in &cut.windows {
+            requests[w.region].windows.push(w.start..w.start + w.len);
         }
-        for (i, mels) in &cut.short {
-            let w = &mut cut.windows[*i];
-            if let Some(e) = self.encoder.embed(mels, w.len)?.pop() {
-                w.embedding = e;
-            }
+        // Windows are cut region by region, so the answers come back in the windows' order.
+        let embeddings = self.encoder.embed(&requests)?;
+        for (w, e) in cut.windows.iter_mut().zip(embeddings) {
+            w.embedding = e;
         }
         Ok(())
     }

@@ -1,6 +1,7 @@
 //! The pluggable speaker model (`ECG_SPEAKER_MODEL`): tiny ONNX models that
-//! `tiny_speaker_models.py` builds at test time take 80-band fbank windows in either layout, and
-//! an input the stage cannot feed is a model loading error that says what is supported.
+//! `tiny_speaker_models.py` builds at test time take 80-band fbank windows in either layout, or
+//! chunks and a pooling of windows over them, and an input the stage cannot feed is a model
+//! loading error that says what is supported.
 
 #![allow(
     clippy::unwrap_used,
@@ -59,7 +60,28 @@ fn an_fbank_model_diarizes_in_either_layout() {
 }
 
 #[test]
+fn a_model_that_pools_windows_diarizes() {
+    let d = dialogue(&[KAL, SLT], 4, 31);
+    let (vad, _) = stages();
+    let regions = vad.speech_regions(&d.audio).unwrap();
+    let turns = with_model("fbank_pooling.onnx")
+        .unwrap()
+        .speaker_turns(&d.audio, &regions, AUTO)
+        .unwrap();
+    let speech: f64 = regions.iter().map(|r| r.duration_s()).sum();
+    let covered: f64 = turns.iter().map(|t| t.span.duration_s()).sum();
+    assert!((covered - speech).abs() < 1e-6, "{turns:?}");
+}
+
+#[test]
 fn an_input_the_stage_cannot_feed_is_a_model_loading_error() {
+    let Err(StageError::ModelLoading(message)) = with_model("bad_second_input.onnx") else {
+        panic!("a second input other than a pooling must be refused");
+    };
+    assert!(
+        message.contains("pooling [windows, chunks, frames]"),
+        "{message}"
+    );
     let Err(StageError::ModelLoading(message)) = with_model("unsupported.onnx") else {
         panic!("a 64-band input must be refused");
     };

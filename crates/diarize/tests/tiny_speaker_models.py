@@ -8,6 +8,9 @@ and agree. Written:
 - fbank_frames_first.onnx: feats [batch, frames, 80] -> embs [batch, 16]
 - fbank_bands_first.onnx:  feats [batch, 80, frames] -> embs [batch, 16] (the same weights)
 - unsupported.onnx:        feats [batch, frames, 64] -> embs [batch, 16]
+- fbank_pooling.onnx:      feats [chunks, frames, 80], pooling [windows, chunks, frames]
+                           -> embs [windows, 16]: the mean of each window's chosen frames, projected
+- bad_second_input.onnx:   feats [batch, frames, 80], lengths [batch] -> embs [batch, 16]
 """
 
 import sys
@@ -35,7 +38,39 @@ def save(path, shape, time_axis, weights=WEIGHTS):
     onnx.save(model, str(path))
 
 
+def save_pooling(path):
+    feats = helper.make_tensor_value_info("feats", TensorProto.FLOAT, ["chunks", "frames", 80])
+    pooling = helper.make_tensor_value_info("pooling", TensorProto.FLOAT, ["windows", "chunks", "frames"])
+    y = helper.make_tensor_value_info("embs", TensorProto.FLOAT, ["windows", 16])
+    inits = [numpy_helper.from_array(WEIGHTS, "w"),
+             numpy_helper.from_array(np.array([-1, 80], np.int64), "frames_by_band"),
+             numpy_helper.from_array(np.array([0, -1], np.int64), "windows_by_frame"),
+             numpy_helper.from_array(np.array([1], np.int64), "frame_axis")]
+    nodes = [
+        helper.make_node("Reshape", ["feats", "frames_by_band"], ["all_frames"]),
+        helper.make_node("Reshape", ["pooling", "windows_by_frame"], ["chosen"]),
+        helper.make_node("MatMul", ["chosen", "all_frames"], ["sums"]),
+        helper.make_node("ReduceSum", ["chosen", "frame_axis"], ["count"], keepdims=1),
+        helper.make_node("Div", ["sums", "count"], ["means"]),
+        helper.make_node("MatMul", ["means", "w"], ["embs"]),
+    ]
+    graph = helper.make_graph(nodes, "tiny_pooling_speaker", [feats, pooling], [y], inits)
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)])
+    model.ir_version = 8
+    onnx.checker.check_model(model)
+    onnx.save(model, str(path))
+
+
+def save_bad_second_input(path):
+    save(path, ["batch", "frames", 80], 1)
+    model = onnx.load(str(path))
+    model.graph.input.append(helper.make_tensor_value_info("lengths", TensorProto.INT64, ["batch"]))
+    onnx.save(model, str(path))
+
+
 out = Path(sys.argv[1])
 save(out / "fbank_frames_first.onnx", ["batch", "frames", 80], 1)
 save(out / "fbank_bands_first.onnx", ["batch", 80, "frames"], 2)
 save(out / "unsupported.onnx", ["batch", "frames", 64], 1, WEIGHTS[:64])
+save_pooling(out / "fbank_pooling.onnx")
+save_bad_second_input(out / "bad_second_input.onnx")

@@ -126,13 +126,15 @@ impl VadArgs {
 pub struct DiarizeArgs {
     /// The speaker-embedding ONNX model: `<model dir>/speaker_campplus.onnx` (CAM++) by default,
     /// `<model dir>/speaker_encoder.onnx` (GE2E), or a standard export taking 80-band log-mel
-    /// fbank, `[batch, frames, 80]` or `[batch, 80, frames]`, and returning `[batch, dim]`.
+    /// fbank, `[batch, frames, 80]` or `[batch, 80, frames]`, and returning `[batch, dim]`; a
+    /// second input `pooling [windows, chunks, frames]` says it pools windows over chunks itself.
     #[arg(long, env = "ECG_SPEAKER_MODEL")]
     pub speaker_model: Option<PathBuf>,
     /// ONNX Runtime threads for the encoder.
     #[arg(long, env = "ECG_DIARIZE_THREADS", default_value_t = DiarizeConfig::default().threads)]
     pub diarize_threads: usize,
-    /// Windows per encoder run: larger batches use the CPU better, up to a point.
+    /// Windows per encoder run (for a model that pools windows, chunks of about as many
+    /// frames): larger batches use the CPU better, up to a point.
     #[arg(long, env = "ECG_DIARIZE_BATCH", default_value_t = DiarizeConfig::default().batch)]
     pub diarize_batch: usize,
     /// Milliseconds between the starts of consecutive 1.6 s windows (default: the speaker

