@@ -12,8 +12,8 @@
 //! The first output is the embedding, `[batch, dim]` with any `dim`.
 //!
 //! A model with a second input, `pooling [windows, chunks, frames]` (CAM++ as `make models`
-//! converts it), pools windows itself: each speech region, mean-normalised over the region, runs
-//! through it once in 4 s chunks, and every window is pooled from the frames it covers, so
+//! converts it), pools windows itself: each speech region runs through it once, in chunks of up
+//! to 8 s, each mean-normalised, and every window is pooled from the frames it covers, so
 //! overlapping windows cost nothing extra.
 
 use std::collections::BTreeMap;
