@@ -451,14 +451,16 @@ fn unit(row: &[f32]) -> Embedding {
 mod tests {
     use super::*;
 
-    /// Windows as the stage cuts them: 1.6 s every `hop`, the last flush with the end.
+    /// Windows as the stage cuts them: 1.6 s every `hop`, the last flush with the end; a region
+    /// shorter than a window is one window.
     fn windows(frames: usize, hop: usize) -> Vec<Range<usize>> {
-        let len = frames.min(crate::WINDOW_FRAMES);
-        let mut starts: Vec<usize> = (0..=frames - len).step_by(hop).collect();
-        if starts.last() != Some(&(frames - len)) {
-            starts.push(frames - len);
+        if frames < crate::WINDOW_FRAMES {
+            return std::iter::once(0..frames).collect();
         }
-        starts.into_iter().map(|s| s..s + len).collect()
+        crate::window_starts(frames, hop)
+            .into_iter()
+            .map(|s| s..s + crate::WINDOW_FRAMES)
+            .collect()
     }
 
     #[test]

@@ -77,10 +77,10 @@ pub fn sound_prompts() -> BTreeSet<String> {
     prompt_listing()
         .into_iter()
         .filter(|(_, text)| {
-            ["[]", "<>", "()"].iter().any(|pair| {
-                let (open, close) = pair.split_at(1);
-                text.starts_with(open) && text.ends_with(close)
-            })
+            matches!(
+                (text.chars().next(), text.chars().last()),
+                (Some('['), Some(']')) | (Some('<'), Some('>')) | (Some('('), Some(')'))
+            )
         })
         .map(|(name, _)| name)
         .collect()
