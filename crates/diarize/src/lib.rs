@@ -6,8 +6,9 @@
 //! 1. computes the speaker model's features: Resemblyzer's power mel ([`mel`]) for the GE2E
 //!    encoder, Kaldi's log-mel fbank ([`fbank`]) for 80-band models,
 //! 2. embeds 1.6 s windows every `hop` (shorter regions as one shorter window) with the speaker
-//!    model through ONNX Runtime ([`encoder`]): by default CAM++ (`speaker_campplus.onnx`), which
-//!    runs each region once in chunks of up to 8 s and pools every window from the frames it
+//!    model through ONNX Runtime ([`encoder`]): by default CAM++ with 8-bit convolutions
+//!    (`speaker_campplus.onnx`; the float graph is `speaker_campplus_float.onnx`), which runs
+//!    each region once in chunks of up to 8 s and pools every window from the frames it
 //!    covers, or Resemblyzer's GE2E encoder (`speaker_encoder.onnx`), or any standard
 //!    speaker-embedding ONNX model `ECG_SPEAKER_MODEL` names, which embed each window on its own,
 //!    in batches,
@@ -16,8 +17,8 @@
 //! 4. labels every 10 ms frame by the windows around it, absorbs too-short turns and moves each
 //!    change of speaker to the nearest pause ([`turns`]).
 //!
-//! Both models are converted to ONNX by `make models` (`infra/models/campplus.py`,
-//! `infra/models/speaker_encoder.py`); each has its own [`Calibration`]. ONNX Runtime is the
+//! Both models are converted to ONNX by `make models` (`infra/models/campplus.py`, then
+//! `quantize_campplus.py`; `infra/models/speaker_encoder.py`); each has its own [`Calibration`]. ONNX Runtime is the
 //! process's one environment from [`ecg_models`].
 //! Pure computation on local samples and files: nothing here speaks HTTP or knows of AWS.
 

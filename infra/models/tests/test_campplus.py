@@ -210,6 +210,6 @@ def test_a_window_pools_the_even_frames_it_chooses_across_chunks(real_weights, r
 
 
 def test_provisioned_model_is_the_conversion(model_dir, real_weights):
-    onnx_file = model_dir / "speaker_campplus.onnx"
-    assert onnx_file.exists(), "speaker_campplus.onnx missing: run `make models`"
+    onnx_file = model_dir / "speaker_campplus_float.onnx"
+    assert onnx_file.exists(), "speaker_campplus_float.onnx missing: run `make models`"
     assert onnx_file.read_bytes() == campplus.build_graph(real_weights).SerializeToString()
