@@ -16,7 +16,7 @@ use common::{
     check_invariants, noise, one_at_a_time, require_models, silence, spaced_out, speech, text_of,
     tones, trimmed_speech,
 };
-use ecg_core::audio::Audio;
+use ecg_core::audio::{Audio, TimeSpan};
 use ecg_core::request::Language;
 use ecg_core::stages::{AsrOptions, Transcriber, Transcript, VoiceDetector};
 use ecg_settings::{AsrArgs, VadArgs};
@@ -206,4 +206,34 @@ fn words_map_back_to_their_sentences_across_windows() {
             "{segment:?} said {said:?}"
         );
     }
+}
+
+/// A window of under 0.16 s with a word in it: whisper.cpp's DTW would abort the process on the
+/// pass over it (its median filter needs more than 7 attention frames); the patched build times
+/// such a pass by its timestamp tokens instead (`infra/whisper/dtw-short-pass.cmake`).
+#[test]
+fn a_word_in_a_window_of_a_seventh_of_a_second_does_not_abort() {
+    let stages = stages();
+    let _turn = one_at_a_time();
+    let mut samples = silence(0.5);
+    samples.extend(trimmed_speech("en", "Yes."));
+    samples.extend(silence(0.5));
+    let audio = Audio::new(samples);
+    let options = AsrOptions {
+        language: Language::En,
+        use_gpu: false,
+    };
+    let mut heard = 0;
+    for len_s in [0.11, 0.13, 0.15] {
+        let region = TimeSpan::new(0.55, 0.55 + len_s);
+        let transcript = stages.asr.transcribe(&audio, &[region], options).unwrap();
+        eprintln!("{len_s} s: {:?}", text_of(&transcript));
+        check_invariants(&transcript, audio.duration_s());
+        heard += usize::from(!transcript.segments.is_empty());
+    }
+    // A pass that found words is one DTW would have run on: without any, nothing was tested.
+    assert!(
+        heard > 0,
+        "Whisper heard nothing in any of the short windows"
+    );
 }

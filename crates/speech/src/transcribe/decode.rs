@@ -155,12 +155,55 @@ fn read_segment(
 /// A token's start and end in window time: with DTW it ends where the warping path reaches it
 /// and starts where the token before it ended; else whisper.cpp's timestamp-token times.
 fn token_times(data: &WhisperTokenData, dtw: bool, previous_end: &mut Option<f64>) -> (f64, f64) {
-    if dtw {
+    // A pass of 0.14 s or less gets no DTW time (t_dtw −1, infra/whisper/dtw-short-pass.cmake):
+    // its timestamp tokens place it.
+    if dtw && data.t_dtw >= 0 {
         let end_s = centiseconds(data.t_dtw);
         let start_s = previous_end.unwrap_or(centiseconds(data.t0));
         *previous_end = Some(end_s);
         (start_s.min(end_s), end_s)
     } else {
-        (centiseconds(data.t0), centiseconds(data.t1))
+        let end_s = centiseconds(data.t1);
+        *previous_end = Some(end_s);
+        (centiseconds(data.t0), end_s)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn token(t0: i64, t1: i64, t_dtw: i64) -> WhisperTokenData {
+        WhisperTokenData {
+            id: 0,
+            tid: 0,
+            p: 1.0,
+            plog: 0.0,
+            pt: 1.0,
+            ptsum: 1.0,
+            t0,
+            t1,
+            t_dtw,
+            vlen: 0.0,
+        }
+    }
+
+    #[test]
+    fn a_token_without_a_dtw_time_keeps_its_timestamp_times() {
+        let mut previous_end = None;
+        assert_eq!(
+            token_times(&token(100, 150, 140), true, &mut previous_end),
+            (1.0, 1.4)
+        );
+        // A short pass's token: no DTW time, so its timestamp tokens place it, and the next
+        // token with a DTW time starts where it ended.
+        assert_eq!(
+            token_times(&token(150, 160, -1), true, &mut previous_end),
+            (1.5, 1.6)
+        );
+        assert_eq!(
+            token_times(&token(160, 200, 190), true, &mut previous_end),
+            (1.6, 1.9)
+        );
     }
 }
