@@ -139,13 +139,18 @@ fn words_cover_the_annotated_speech_of_real_meetings_over_a_telephone_line() {
 const PHONE_BAND: &str = "highpass=f=300,highpass=f=300,highpass=f=300,highpass=f=300,\
                           lowpass=f=3400,lowpass=f=3400";
 
-/// A minute and a half of one real voice as a phone line delivers it: Allison's telephone
-/// prompts, 8 kHz as recorded, one after another with half-second pauses, against the texts she
-/// reads.
-#[test]
-fn a_real_voice_on_a_phone_line_is_transcribed_and_stays_one_speaker() {
-    let scratch = tempfile::tempdir().unwrap();
-    let silence = scratch.path().join("pause.wav");
+/// Half a second between prompts.
+const PAUSE_S: f64 = 0.5;
+
+/// Seconds of a telephone prompt: 16-bit mono at 8 kHz is 16,000 bytes a second (the 44-byte
+/// header is noise here).
+fn prompt_seconds(wav: &Path) -> f64 {
+    std::fs::metadata(wav).unwrap().len() as f64 / 16_000.0
+}
+
+/// One 8 kHz call of `prompts` in order, each followed by a pause of [`PAUSE_S`], in `dir`.
+fn phone_call(dir: &Path, prompts: &[&Path]) -> PathBuf {
+    let pause = dir.join("pause.wav");
     checked_stdout(
         Command::new("ffmpeg")
             .args([
@@ -156,25 +161,19 @@ fn a_real_voice_on_a_phone_line_is_transcribed_and_stays_one_speaker() {
                 "-i",
                 "anullsrc=r=8000:cl=mono",
                 "-t",
-                "0.5",
             ])
+            .arg(PAUSE_S.to_string())
             .args(["-c:a", "pcm_s16le"])
-            .arg(&silence),
+            .arg(&pause),
         "ffmpeg makes a pause",
     );
-    let (mut list, mut reference, mut seconds) = (String::new(), Vec::new(), 0.0);
-    for (wav, text) in read_prompts(3) {
-        if seconds >= 90.0 {
-            break;
-        }
-        // 16-bit mono at 8 kHz: 16,000 bytes a second (the 44-byte header is noise here).
-        seconds += std::fs::metadata(&wav).unwrap().len() as f64 / 16_000.0 + 0.5;
-        list += &format!("file '{}'\nfile '{}'\n", wav.display(), silence.display());
-        reference.push(text);
-    }
-    let listing = scratch.path().join("prompts.txt");
+    let list: String = prompts
+        .iter()
+        .map(|wav| format!("file '{}'\nfile '{}'\n", wav.display(), pause.display()))
+        .collect();
+    let listing = dir.join("prompts.txt");
     std::fs::write(&listing, list).unwrap();
-    let call = scratch.path().join("call.wav");
+    let call = dir.join("call.wav");
     checked_stdout(
         Command::new("ffmpeg")
             .args(["-v", "error", "-f", "concat", "-safe", "0", "-i"])
@@ -182,6 +181,28 @@ fn a_real_voice_on_a_phone_line_is_transcribed_and_stays_one_speaker() {
             .args(["-c", "copy"])
             .arg(&call),
         "ffmpeg joins the prompts",
+    );
+    call
+}
+
+/// A minute and a half of one real voice as a phone line delivers it: Allison's telephone
+/// prompts, 8 kHz as recorded, one after another with half-second pauses, against the texts she
+/// reads.
+#[test]
+fn a_real_voice_on_a_phone_line_is_transcribed_and_stays_one_speaker() {
+    let scratch = tempfile::tempdir().unwrap();
+    let (mut prompts, mut reference, mut seconds) = (Vec::new(), Vec::new(), 0.0);
+    for (wav, text) in read_prompts(3) {
+        if seconds >= 90.0 {
+            break;
+        }
+        seconds += prompt_seconds(&wav) + PAUSE_S;
+        prompts.push(wav);
+        reference.push(text);
+    }
+    let call = phone_call(
+        scratch.path(),
+        &prompts.iter().map(PathBuf::as_path).collect::<Vec<_>>(),
     );
     let result = analyze(&call);
     let text: Vec<&str> = result["segments"]
@@ -201,4 +222,79 @@ fn a_real_voice_on_a_phone_line_is_transcribed_and_stays_one_speaker() {
     // faster-whisper base's (beam 5) errors exactly: 2.3 % each.
     assert!(error <= 0.08, "WER {error:.3}: {}", text.join(" "));
     assert_eq!(speakers, 1, "{}", result["speakers"]);
+}
+
+/// Two women on one phone line, taking turns of one to three prompts half a second apart:
+/// Allison and Paola, 8 kHz as recorded. What a subtitle needs of `ecg analyze`: two speakers,
+/// and every word given to the woman whose turn it falls in.
+#[test]
+fn two_women_on_a_phone_line_are_two_speakers_word_by_word() {
+    let readers = ["allison", "paola"];
+    // The same prompts in both voices (every reader's files follow Allison's names).
+    let both: Vec<[PathBuf; 2]> = read_prompts(3)
+        .into_iter()
+        .filter_map(|(wav, _)| {
+            let name = wav.file_name()?.to_owned();
+            let paola = testdata_dir().join("voices").join(readers[1]).join(name);
+            paola.is_file().then_some([wav, paola])
+        })
+        .collect();
+    let (mut prompts, mut turns, mut seconds) = (Vec::new(), Vec::new(), 0.0);
+    let mut next = both.iter();
+    for turn in 0..12 {
+        let reader = turn % 2;
+        let start = seconds;
+        for _ in 0..1 + turn / 2 % 3 {
+            let wav = next.next().expect("enough prompts")[reader].as_path();
+            prompts.push(wav);
+            seconds += prompt_seconds(wav) + PAUSE_S;
+        }
+        turns.push((start, seconds - PAUSE_S, reader));
+    }
+    let scratch = tempfile::tempdir().unwrap();
+    let result = analyze(&phone_call(scratch.path(), &prompts));
+    // (speaker id, reader of the turn it falls in) for every word inside a turn.
+    let mut words: Vec<(String, usize)> = Vec::new();
+    let mut heard = [false; 12];
+    for segment in result["segments"].as_array().unwrap() {
+        let speaker = segment["speaker"]["speaker_id"].as_str().unwrap();
+        for word in segment["words"].as_array().unwrap() {
+            let middle = (word["start"].as_f64().unwrap() + word["end"].as_f64().unwrap()) / 2.0;
+            if let Some(t) = turns
+                .iter()
+                .position(|&(a, b, _)| a <= middle && middle < b)
+            {
+                heard[t] = true;
+                words.push((speaker.to_owned(), turns[t].2));
+            }
+        }
+    }
+    let speakers = result["speakers"].as_object().unwrap().len();
+    // Each speaker id stands for the reader most of its words belong to.
+    let agreeing: usize = result["speakers"]
+        .as_object()
+        .unwrap()
+        .keys()
+        .map(|id| {
+            (0..readers.len())
+                .map(|r| words.iter().filter(|(s, w)| s == id && *w == r).count())
+                .max()
+                .unwrap_or(0)
+        })
+        .sum();
+    let right = agreeing as f64 / words.len().max(1) as f64;
+    println!(
+        "two women on a phone line: {seconds:.0} s, {} turns, {speakers} speaker(s), {} words, \
+         {:.1} % of them given the right woman",
+        turns.len(),
+        words.len(),
+        100.0 * right
+    );
+    assert_eq!(speakers, 2, "{}", result["speakers"]);
+    assert!(heard.iter().all(|&h| h), "turns without a word: {heard:?}");
+    assert!(
+        right >= 0.95,
+        "{:.3} of the words given the right woman",
+        right
+    );
 }
