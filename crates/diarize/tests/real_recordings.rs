@@ -169,9 +169,8 @@ fn ami_meeting_excerpts() {
     assert_eq!(scores.over_counted, 0, "more speakers than the excerpt has");
     // CAM++ gets five of eight right with 2.6 % confusion (2.5 % with float convolutions; each
     // window through the model on its own: four, 2.7 %; GE2E, calibrated on these very excerpts:
-    // six, 3.3 %). The misses are a
-    // third speaker of a few seconds merged (trn00, trn04, trn08). Two wrong counts more, or 4 %
-    // confusion, is a regression.
+    // six, 3.3 %). The misses are a third speaker of a few seconds merged (trn00, trn04, trn08).
+    // Two wrong counts more, or 4 % confusion, is a regression.
     assert!(
         scores.right >= 4,
         "speaker count right on only {} of {}",
@@ -195,9 +194,9 @@ fn ami_meeting_excerpts() {
 /// alone missed (9.3 % wideband). Each window through the model on its own counted 4 of 8 right
 /// with 2.4 % confusion; two excerpts (trn06, trn08) hang on clusters of 3 to 8 windows within
 /// 0.02 to 0.1 of the merging threshold, so their counts come and go with the slightest change
-/// of the embeddings (trn06 is one speaker with float convolutions). GE2E: 3 of 8, 3.9 %. Silero VAD
-/// leans on the band below 300 Hz: cut, quiet far speech scores lower (with its usual thresholds,
-/// 0.5/0.35, 18.7 % is missed; its own 8 kHz mode misses more).
+/// of the embeddings (trn06 is one speaker with float convolutions). GE2E: 3 of 8, 3.9 %.
+/// Silero VAD leans on the band below 300 Hz: cut, quiet far speech scores lower (with its usual
+/// thresholds, 0.5/0.35, 18.7 % is missed; its own 8 kHz mode misses more).
 #[test]
 fn ami_meeting_excerpts_over_a_telephone_line() {
     let scores = score_meetings("telephone band", telephone_band);
@@ -256,7 +255,8 @@ fn telephone_band(audio: &Audio) -> Audio {
 }
 
 /// One real reader's spoken telephone prompts (not the tones and sound effects among them): each
-/// trimmed to where it is audible, longer than a second, in name order. Decoded once per test binary: every conversation draws from them.
+/// trimmed to where it is audible, longer than a second, in name order. Decoded once per test
+/// binary: every conversation draws from them.
 fn prompts(voice: &str) -> Arc<Vec<Vec<f32>>> {
     static DECODED: Mutex<BTreeMap<String, Arc<Vec<Vec<f32>>>>> = Mutex::new(BTreeMap::new());
     // Held while decoding: a test that needs the same reader waits instead of decoding it again.
