@@ -167,7 +167,7 @@ fn score_meetings(label: &str, channel: fn(&Audio) -> Audio) -> MeetingScores {
 fn ami_meeting_excerpts() {
     let scores = score_meetings("wideband", Audio::clone);
     assert_eq!(scores.over_counted, 0, "more speakers than the excerpt has");
-    // CAM++ gets five of eight right with 2.6 % confusion (2.5 % with float convolutions; each
+    // CAM++ gets five of eight right with 2.5 % confusion (the same with float convolutions; each
     // window through the model on its own: four, 2.7 %; GE2E, calibrated on these very excerpts:
     // six, 3.3 %). The misses are a third speaker of a few seconds merged (trn00, trn04, trn08).
     // Two wrong counts more, or 4 % confusion, is a regression.
