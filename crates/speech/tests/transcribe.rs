@@ -210,7 +210,7 @@ fn words_map_back_to_their_sentences_across_windows() {
 
 /// A window of under 0.16 s with a word in it: whisper.cpp's DTW would abort the process on the
 /// pass over it (its median filter needs more than 7 attention frames); the patched build times
-/// such a pass by its timestamp tokens instead (`infra/whisper/dtw-short-pass.cmake`).
+/// such a pass by its timestamp tokens instead (`infra/whisper/patches.cmake`).
 #[test]
 fn a_word_in_a_window_of_a_seventh_of_a_second_does_not_abort() {
     let stages = stages();

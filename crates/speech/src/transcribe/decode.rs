@@ -155,7 +155,7 @@ fn read_segment(
 /// A token's start and end in window time: with DTW it ends where the warping path reaches it
 /// and starts where the token before it ended; else whisper.cpp's timestamp-token times.
 fn token_times(data: &WhisperTokenData, dtw: bool, previous_end: &mut Option<f64>) -> (f64, f64) {
-    // A pass of 0.14 s or less gets no DTW time (t_dtw −1, infra/whisper/dtw-short-pass.cmake):
+    // A pass of 0.14 s or less gets no DTW time (t_dtw −1, infra/whisper/patches.cmake):
     // its timestamp tokens place it.
     if dtw && data.t_dtw >= 0 {
         let end_s = centiseconds(data.t_dtw);
