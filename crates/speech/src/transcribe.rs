@@ -190,6 +190,7 @@ impl WhisperTranscriber {
         context: &WhisperContext,
         on_gpu: bool,
         audio: &Audio,
+        speech: &[TimeSpan],
         windows: &[Window],
         language: Language,
     ) -> Result<Transcript, Failure> {
@@ -208,14 +209,12 @@ impl WhisperTranscriber {
             forced => Some(forced.as_str()),
         };
         let mut placed = Vec::new();
-        let mut skipped = Vec::new();
         for window in windows {
-            let before = placed.len();
             self.transcribe_window(context, &mut state, window, &mut code, &mut placed)?;
-            skipped.extend(unheard_regions(window, &placed[before..]));
         }
-        // Whisper can end a window early, after one voice, and never come back to the next
-        // region: each such region gets one more chance, at the start of a window of its own.
+        // Whisper can end a window early, after one voice, or jump over a turn, and never come
+        // back to it: each such region gets one more chance, at the start of a window of its own.
+        let skipped = unheard_regions(&windows::merged(audio, speech, 0.0), &placed);
         if !skipped.is_empty() {
             tracing::debug!(
                 regions = skipped.len(),
@@ -262,14 +261,17 @@ impl WhisperTranscriber {
 /// The language reported when Whisper never ran, so never detected one.
 const UNKNOWN_LANGUAGE: &str = "unknown";
 
-/// Regions of a window, long enough to hold a sentence, on which none of its words were placed.
-fn unheard_regions(window: &Window, placed: &[Placed]) -> Vec<TimeSpan> {
-    window
-        .pieces
+/// Speech regions, long enough to hold a sentence, on which no word was placed.
+fn unheard_regions(regions: &[TimeSpan], placed: &[Placed]) -> Vec<TimeSpan> {
+    regions
         .iter()
-        .map(|piece| piece.source)
+        .copied()
         .filter(|region| region.duration_s() >= MIN_SKIPPED_REGION_S)
-        .filter(|region| placed.iter().all(|p| p.region != *region))
+        .filter(|region| {
+            placed
+                .iter()
+                .all(|p| p.word.end_s <= region.start_s || p.word.start_s >= region.end_s)
+        })
         .collect()
 }
 
@@ -308,15 +310,16 @@ impl Transcriber for WhisperTranscriber {
                 &*self.cpu_context()?,
                 false,
                 audio,
+                speech,
                 &windows,
                 options.language,
             )?);
         }
-        match self.run(&self.main, true, audio, &windows, options.language) {
+        match self.run(&self.main, true, audio, speech, &windows, options.language) {
             Err(Failure::Resources(gpu)) => {
                 tracing::warn!(error = %gpu, "Whisper failed on the GPU; retrying on the CPU");
                 let retry = self.cpu_context().and_then(|cpu| {
-                    Ok(self.run(&cpu, false, audio, &windows, options.language)?)
+                    Ok(self.run(&cpu, false, audio, speech, &windows, options.language)?)
                 });
                 retry.map_err(|cpu| {
                     StageError::GpuMemory(format!("{gpu}; on the CPU as well: {cpu}"))
@@ -335,47 +338,29 @@ impl Transcriber for WhisperTranscriber {
 mod tests {
     use super::*;
     use ecg_core::stages::TimedWord;
-    use windows::Piece;
 
     #[test]
     fn regions_without_words_are_found_for_another_pass() {
         let region = |start_s, end_s| TimeSpan::new(start_s, end_s);
-        let piece = |window_start_s, source| Piece {
-            window_start_s,
-            source,
-            peak: 0.5,
-        };
-        let window = Window {
-            samples: Vec::new(),
-            pieces: vec![
-                piece(0.0, region(10.0, 20.0)),
-                piece(10.3, region(25.0, 26.0)),
-                piece(11.6, region(30.0, 45.0)),
-            ],
-        };
-        let heard = |source: TimeSpan| Placed {
+        let regions = [region(10.0, 20.0), region(25.0, 26.0), region(30.0, 45.0)];
+        let heard_at = |start_s: f64| Placed {
             word: TimedWord {
                 text: " word".into(),
-                start_s: source.start_s,
-                end_s: source.start_s + 0.3,
+                start_s,
+                end_s: start_s + 0.3,
                 confidence: 0.9,
             },
-            region: source,
+            region: region(10.0, 45.0),
             opens_decoded_segment: false,
         };
-        // The one-second region is too short to hold a skipped sentence.
+        // The one-second region is too short to hold a skipped sentence; a word in the pause
+        // after a region is not one of its words.
         assert_eq!(
-            unheard_regions(&window, &[heard(region(10.0, 20.0))]),
+            unheard_regions(&regions, &[heard_at(12.0), heard_at(22.0)]),
             [region(30.0, 45.0)]
         );
-        assert!(
-            unheard_regions(
-                &window,
-                &[heard(region(10.0, 20.0)), heard(region(30.0, 45.0))]
-            )
-            .is_empty()
-        );
-        assert_eq!(unheard_regions(&window, &[]).len(), 2);
+        assert!(unheard_regions(&regions, &[heard_at(19.8), heard_at(44.9)]).is_empty());
+        assert_eq!(unheard_regions(&regions, &[]).len(), 2);
     }
 
     #[test]
