@@ -23,10 +23,10 @@ const PIECE_FLOOR: f32 = 0.01;
 const UNMARKED_CROSSING_S: f64 = 0.5;
 /// Silence between packed regions: long enough to read as a pause, short enough to waste little.
 const GAP_S: f64 = 0.3;
-/// Regions closer than this are heard as one, with the audio between them as it was: pauses
-/// between sentences and turns of a conversation. Longer silences are cut out. (faster-whisper
-/// keeps pauses under 2 s; on the benchmark's clips 1 s and 2 s gave the same error rates but on
-/// the real voice, where 1 s did better.)
+/// Regions at most this far apart are heard as one, with the audio between them as it was:
+/// pauses between sentences and turns of a conversation. Longer silences are cut out.
+/// (faster-whisper keeps pauses under 2 s; on the benchmark's synthetic clips 1 s and 2 s gave
+/// the same error rates, on its real voice 1 s did better.)
 const PAUSE_KEPT_S: f64 = 1.0;
 
 /// A speech region placed in a window.
@@ -177,7 +177,7 @@ impl Window {
     }
 }
 
-/// Sorted regions clamped to the audio, those less than `join_within_s` apart merged.
+/// Sorted regions clamped to the audio, those at most `join_within_s` apart merged.
 pub(super) fn merged(audio: &Audio, speech: &[TimeSpan], join_within_s: f64) -> Vec<TimeSpan> {
     let duration = audio.duration_s();
     let mut spans: Vec<TimeSpan> = speech
@@ -189,9 +189,7 @@ pub(super) fn merged(audio: &Audio, speech: &[TimeSpan], join_within_s: f64) -> 
     let mut merged: Vec<TimeSpan> = Vec::with_capacity(spans.len());
     for span in spans {
         match merged.last_mut() {
-            Some(last)
-                if span.start_s <= last.end_s || span.start_s - last.end_s < join_within_s =>
-            {
+            Some(last) if span.start_s - last.end_s <= join_within_s => {
                 last.end_s = last.end_s.max(span.end_s);
             }
             _ => merged.push(span),
